@@ -1,0 +1,137 @@
+"""``/v1/webhook-configuration``: Erply's configuration API (CONTRACT.md §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from webhook_manager.api import schemas
+from webhook_manager.api.deps import SessionDep, SettingsDep, StoreDep
+from webhook_manager.api.responses import JSONResponse, read_json
+from webhook_manager.errors import InvalidInput, NotFound
+from webhook_manager.ids import is_id, new_id
+from webhook_manager.model import Configuration
+from webhook_manager.timefmt import now_ms, rfc3339_ms
+from webhook_manager.validation import parse_configuration_input
+
+router = APIRouter(prefix="/v1/webhook-configuration", tags=["webhook-configuration"])
+
+MAX_BODY = 64 * 1024
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": schemas.InputWebhookConfiguration.model_json_schema()}},
+    }
+}
+
+
+def configuration_json(c: Configuration) -> dict[str, Any]:
+    """A configuration with exactly the keys of Erply's WebhookConfiguration."""
+    return {
+        "id": c.id,
+        "clientcode": c.client_code,
+        "table": c.table,
+        "action": c.action.value,
+        "endpoint": c.endpoint,
+        "secret": c.secret,
+        "disabled": c.disabled,
+        "createdat": rfc3339_ms(c.created_at_ms),
+        "updatedat": rfc3339_ms(c.updated_at_ms),
+    }
+
+
+def _checked_id(configuration_id: str) -> str:
+    if not is_id(configuration_id):
+        raise InvalidInput("id", "must be 24 lowercase hex characters")
+    return configuration_id
+
+
+@router.get(
+    "",
+    summary="Get webhook configurations",
+    operation_id="getWebhookConfigurations",
+    responses={200: {"model": list[schemas.WebhookConfiguration]}, **schemas.ERRORS},
+)
+async def list_configurations(session: SessionDep, store: StoreDep) -> JSONResponse:
+    """The client's configurations, oldest first."""
+    configurations = await store.list_configurations(session.client_code)
+    return JSONResponse([configuration_json(c) for c in configurations])
+
+
+@router.post(
+    "",
+    summary="Add webhook configuration",
+    operation_id="addWebhookConfiguration",
+    responses={200: {"model": schemas.WebhookConfiguration}, **schemas.ERRORS},
+    openapi_extra=_BODY_DOC,
+)
+async def add_configuration(
+    request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep
+) -> JSONResponse:
+    """Add a configuration; action is one of insert, update, delete or confirm."""
+    given = parse_configuration_input(
+        await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
+    )
+    now = now_ms()
+    configuration = Configuration(
+        id=new_id(now / 1000),
+        client_code=session.client_code,
+        table=given.table,
+        action=given.action,
+        endpoint=given.endpoint,
+        secret=given.secret,
+        disabled=given.disabled,
+        created_at_ms=now,
+        updated_at_ms=now,
+    )
+    await store.create_configuration(configuration)
+    return JSONResponse(configuration_json(configuration))
+
+
+@router.get(
+    "/{id}",
+    summary="Get one webhook configuration (extension)",
+    operation_id="getWebhookConfiguration",
+    responses={200: {"model": schemas.WebhookConfiguration}, **schemas.ERRORS, **schemas.NOT_FOUND},
+)
+async def get_configuration(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
+    """One configuration of the client, by id."""
+    configuration = await store.get_configuration(session.client_code, _checked_id(id))
+    if configuration is None:
+        raise NotFound(f"no webhook configuration with id {id}")
+    return JSONResponse(configuration_json(configuration))
+
+
+@router.put(
+    "/{id}",
+    summary="Update existing webhook configuration",
+    operation_id="updateWebhookConfiguration",
+    responses={200: {"model": schemas.WebhookConfiguration}, **schemas.ERRORS, **schemas.NOT_FOUND},
+    openapi_extra=_BODY_DOC,
+)
+async def replace_configuration(
+    id: str, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep
+) -> JSONResponse:
+    """Replace every field of a configuration (a missing ``disabled`` means false)."""
+    _checked_id(id)
+    given = parse_configuration_input(
+        await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
+    )
+    configuration = await store.replace_configuration(session.client_code, id, given, now_ms())
+    if configuration is None:
+        raise NotFound(f"no webhook configuration with id {id}")
+    return JSONResponse(configuration_json(configuration))
+
+
+@router.delete(
+    "/{id}",
+    summary="Remove existing webhook configuration",
+    operation_id="removeWebhookConfiguration",
+    responses={200: {"model": schemas.OutputOK}, **schemas.ERRORS, **schemas.NOT_FOUND},
+)
+async def remove_configuration(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
+    """Remove a configuration; it gets no new webhooks."""
+    if not await store.remove_configuration(session.client_code, _checked_id(id)):
+        raise NotFound(f"no webhook configuration with id {id}")
+    return JSONResponse({"message": "configuration removed"})

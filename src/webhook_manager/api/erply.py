@@ -1,0 +1,153 @@
+"""``POST /api/``: Erply's verifyUser and getSessionKeyInfo, answered in Erply's shape (CONTRACT.md §3).
+
+Erply answers every request with HTTP 200 and puts the outcome in ``status``; clients written for Erply
+read ``status.errorCode``, so this endpoint does the same.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+
+from webhook_manager import accounts
+from webhook_manager.accounts import LoginError
+from webhook_manager.api.deps import SettingsDep, StoreDep
+from webhook_manager.api.responses import JSONResponse, read_body
+from webhook_manager.timefmt import now_ms
+
+router = APIRouter(tags=["session"])
+
+UNKNOWN_REQUEST = 1006
+INVALID_VALUE = 1016
+MAX_BODY = 64 * 1024
+
+_FORM_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {
+                "schema": {
+                    "type": "object",
+                    "required": ["request", "clientCode"],
+                    "properties": {
+                        "request": {"type": "string", "enum": ["verifyUser", "getSessionKeyInfo"]},
+                        "clientCode": {"type": "string", "example": "100"},
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "sessionLength": {"type": "integer", "default": 3600, "maximum": 86400},
+                        "sessionKey": {"type": "string"},
+                    },
+                }
+            }
+            for media in ("application/x-www-form-urlencoded", "application/json")
+        },
+    }
+}
+
+
+class _Answer:
+    """Builds Erply's ``{"status": …, "records": […]}`` envelope."""
+
+    def __init__(self, request: str) -> None:
+        self.request = request
+        self.started = time.perf_counter()
+
+    def _status(self, code: int, records: int) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "requestUnixTime": int(time.time()),
+            "responseStatus": "error" if code else "ok",
+            "errorCode": code,
+            "generationTime": round(time.perf_counter() - self.started, 6),
+            "recordsTotal": records,
+            "recordsInResponse": records,
+        }
+
+    def ok(self, record: dict[str, Any]) -> JSONResponse:
+        return JSONResponse({"status": self._status(0, 1), "records": [record]})
+
+    def error(self, code: int, field: str | None = None) -> JSONResponse:
+        status = self._status(code, 0)
+        if field is not None:
+            status["errorField"] = field
+        return JSONResponse({"status": status, "records": []})
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """The call's fields from the query string, then a JSON or form body (the body wins)."""
+    fields = dict(request.query_params)
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type:
+        body = await read_body(request, MAX_BODY)
+        try:
+            decoded = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise ValueError("body")
+        fields.update({k: "" if v is None else str(v) for k, v in decoded.items()})
+    elif content_type:
+        async with request.form(max_files=0, max_fields=100) as form:
+            fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return fields
+
+
+@router.post("/api/", summary="Erply API: verifyUser, getSessionKeyInfo", openapi_extra=_FORM_DOC)
+@router.post("/api", include_in_schema=False)
+async def erply_api(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    """Log in for a session key (verifyUser) or look a key up (getSessionKeyInfo)."""
+    try:
+        fields = await _fields(request)
+    except ValueError:
+        return _Answer("").error(INVALID_VALUE, "body")
+    name = fields.get("request", "")
+    answer = _Answer(name)
+    try:
+        if name == "verifyUser":
+            return await _verify_user(answer, fields, store, settings)
+        if name == "getSessionKeyInfo":
+            return await _session_key_info(answer, fields, store)
+    except LoginError as exc:
+        return answer.error(exc.code)
+    return answer.error(UNKNOWN_REQUEST, "request")
+
+
+async def _verify_user(
+    answer: _Answer, fields: dict[str, str], store: StoreDep, settings: SettingsDep
+) -> JSONResponse:
+    try:
+        length = accounts.session_length(fields.get("sessionLength"))
+    except ValueError:
+        return answer.error(INVALID_VALUE, "sessionLength")
+    new = await accounts.verify_user(
+        store,
+        settings,
+        client_code=fields.get("clientCode", ""),
+        username=fields.get("username", ""),
+        password=fields.get("password", ""),
+        length_s=length,
+        now_ms=now_ms(),
+    )
+    return answer.ok(
+        {
+            "userID": str(new.user.id),
+            "userName": new.user.username,
+            "sessionKey": new.key,
+            "sessionLength": length,
+        }
+    )
+
+
+async def _session_key_info(answer: _Answer, fields: dict[str, str], store: StoreDep) -> JSONResponse:
+    session = await accounts.session_info(store, fields.get("sessionKey", ""), now_ms())
+    if session.client_code != fields.get("clientCode", session.client_code):
+        raise LoginError(accounts.SESSION_INVALID, "session key of another client")
+    return answer.ok(
+        {
+            "creationUnixTime": str(session.created_at_ms // 1000),
+            "expireUnixTime": str(session.expires_at_ms // 1000),
+        }
+    )

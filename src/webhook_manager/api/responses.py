@@ -1,0 +1,49 @@
+"""JSON in and out, with orjson, and body size limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from webhook_manager.errors import InvalidInput, PayloadTooLarge
+
+
+class JSONResponse(Response):
+    """A JSON answer serialized by orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """The one error shape: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body; raise PayloadTooLarge past ``limit`` bytes without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body decoded as JSON, whatever its Content-Type; raise InvalidInput naming ``body``."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise InvalidInput("body", "is empty: send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("body", "is not valid JSON") from None

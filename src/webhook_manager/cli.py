@@ -1,0 +1,200 @@
+"""The ``webhook-manager`` command (CONTRACT.md §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import uvicorn
+
+from webhook_manager import __version__, accounts
+from webhook_manager.errors import WebhookManagerError
+from webhook_manager.settings import Settings, SettingsError
+from webhook_manager.store import open_store
+from webhook_manager.timefmt import now_ms
+
+app = typer.Typer(
+    name="webhook-manager",
+    help="Database changes in, batched and signed webhooks out (Erply-compatible).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+account_app = typer.Typer(help="Manage clients and their users.", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (environment variables WEBHOOK_MANAGER_* win over it)."),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Stop with one line on standard error."""
+    typer.echo(f"webhook-manager: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(config: Path | None, **overrides: Any) -> Settings:
+    """The settings, or a one-line error naming the bad one."""
+    try:
+        return Settings.load(config, **overrides)
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except WebhookManagerError as exc:
+        fail(exc.message, 1)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Bring the store's schema up to date (serve does it too)."""
+    settings = load_settings(config)
+
+    async def go() -> list[int]:
+        store = await open_store(settings.database_url)
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = _run(go())
+    typer.echo(f"applied migrations {applied}" if applied else "schema is up to date")
+
+
+@account_app.command("create")
+def account_create(
+    client_code: Annotated[str, typer.Option("--client-code", help="The client (account) code, e.g. 100.")],
+    username: Annotated[str, typer.Option("--username", help="The user's login name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a client (if new) and a user of it."""
+    settings = load_settings(config)
+    if password_stdin:
+        password = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def go() -> None:
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+            await accounts.create_account(store, client_code, username, password, now_ms())
+        finally:
+            await store.close()
+
+    _run(go())
+    typer.echo(f"created user {username!r} of client {client_code!r}")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once the socket is bound."""
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            base = f"http://{_url_host(self.config.host)}:{self.config.port}"
+            typer.echo(f"webhook-manager {__version__} listening on {base} (API docs: {base}/api/docs)")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def _bootstrap(settings: Settings, *, bootstrap_account: bool) -> None:
+    store = await open_store(settings.database_url)
+    try:
+        await store.migrate()
+        if not bootstrap_account:
+            return
+        created = await accounts.bootstrap_account(store, now_ms())
+    finally:
+        await store.close()
+    if created is None:
+        return
+    user, password = created
+    base = f"http://{_url_host(settings.host)}:{settings.port}"
+    typer.echo(
+        "No user existed, so one was created; the password is shown only now:\n"
+        f"  clientCode {user.client_code}  username {user.username}  password {password}\n"
+        f"  curl -s {base}/api/ -d request=verifyUser -d clientCode={user.client_code}"
+        f" -d username={user.username} -d password={password}"
+    )
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (WEBHOOK_MANAGER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (WEBHOOK_MANAGER_PORT).")] = None,
+    allow_private_endpoints: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-private-endpoints",
+            help="Allow endpoints on loopback and private addresses (WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS).",
+        ),
+    ] = None,
+    bootstrap_account: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap-account/--no-bootstrap-account",
+            help="When the store has no user, create client 100 / admin and print its password.",
+        ),
+    ] = True,
+) -> None:
+    """Run the service in one process on the embedded store."""
+    settings = load_settings(
+        config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None
+    )
+    _setup_logging(settings)
+    _run(_bootstrap(settings, bootstrap_account=bootstrap_account))
+
+    from webhook_manager.api import create_app
+
+    server = _Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=settings.access_log,
+            log_level=settings.log_level,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    server.run()
+    if not server.started:
+        fail(f"could not listen on {settings.host}:{settings.port}", 1)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

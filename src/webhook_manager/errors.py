@@ -1,0 +1,54 @@
+"""The one exception tree; the API maps it to ``{"error": …}`` in one place (api/app.py)."""
+
+from __future__ import annotations
+
+
+class WebhookManagerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(WebhookManagerError):
+    """A request or command argument is malformed; ``field`` names what is wrong."""
+
+    status = 400
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(WebhookManagerError):
+    """The thing asked for does not exist, or belongs to another client."""
+
+    status = 404
+
+
+class Unauthorized(WebhookManagerError):
+    """Missing, unknown or expired session key, or a clientCode that is not the key's own."""
+
+    status = 401
+
+
+class PayloadTooLarge(WebhookManagerError):
+    """A request body over the allowed size."""
+
+    status = 413
+
+
+class StoreUnavailable(WebhookManagerError):
+    """The store did not answer; the caller may try again."""
+
+    status = 503
+
+
+class Conflict(WebhookManagerError):
+    """The store refused a write that would break a uniqueness rule (an existing user, say)."""
+
+    status = 409

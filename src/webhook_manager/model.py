@@ -1,0 +1,118 @@
+"""Domain values: frozen dataclasses and enums shared by the store, the pipeline and the API."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class Action(enum.StrEnum):
+    """A database action a configuration listens for (``confirm`` is Erply's custom action)."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    CONFIRM = "confirm"
+
+
+class WebhookStatus(enum.StrEnum):
+    """Where a webhook is in its life: pending → (retrying →)* sent | failed."""
+
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class EventStatus(enum.StrEnum):
+    """An event is pending until it is put into a webhook."""
+
+    PENDING = "pending"
+    PROCESSED = "processed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationInput:
+    """What a client sends to create or replace a configuration (Erply's InputWebhookConfiguration)."""
+
+    table: str
+    action: Action
+    endpoint: str
+    secret: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """A webhook configuration as stored: one client, one table and action, one endpoint."""
+
+    id: str
+    client_code: str
+    table: str
+    action: Action
+    endpoint: str
+    secret: str
+    disabled: bool
+    created_at_ms: int
+    updated_at_ms: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Configuration:
+        """Build from a store row: (id, client_code, table_name, action, endpoint, secret, disabled, created, updated)."""
+        return cls(
+            id=row[0],
+            client_code=row[1],
+            table=row[2],
+            action=Action(row[3]),
+            endpoint=row[4],
+            secret=row[5],
+            disabled=bool(row[6]),
+            created_at_ms=row[7],
+            updated_at_ms=row[8],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user of a client, who logs in with a password for session keys."""
+
+    id: int
+    client_code: str
+    username: str
+    password_hash: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        """Build from a store row: (id, client_code, username, password_hash)."""
+        return cls(id=row[0], client_code=row[1], username=row[2], password_hash=row[3])
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session key's stored facts; the key itself is never stored, only its hash."""
+
+    key_hash: bytes
+    user_id: int
+    client_code: str
+    created_at_ms: int
+    expires_at_ms: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Session:
+        """Build from a store row: (key_hash, user_id, client_code, created_at, expires_at)."""
+        return cls(
+            key_hash=bytes(row[0]),
+            user_id=row[1],
+            client_code=row[2],
+            created_at_ms=row[3],
+            expires_at_ms=row[4],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailures:
+    """Consecutive failed logins of one (client, username) pair, for the temporary block."""
+
+    count: int
+    last_failure_ms: int

@@ -1,0 +1,141 @@
+"""Every knob of the service (CONTRACT.md §9) in one class.
+
+Sources, strongest first: arguments given in code (the CLI's flags), ``WEBHOOK_MANAGER_*`` environment
+variables, then the TOML file named by ``--config``. A bad value stops start-up with one line that names the
+setting (:func:`describe_error`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "WEBHOOK_MANAGER_"
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message is one line naming the setting."""
+
+
+class Settings(BaseSettings):
+    """The service's settings; every field has a default, a type and a one-line comment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # Where the store lives: sqlite:///path/to/file.db (created on first start).
+    database_url: str = "sqlite:///./var/webhook-manager.db"
+    # Address the HTTP API listens on.
+    host: str = "127.0.0.1"
+    # Port the HTTP API listens on.
+    port: int = Field(8080, ge=1, le=65535)
+    # At most this many events in one webhook (Erply: 100).
+    batch_max_events: int = Field(100, ge=1, le=100)
+    # A batch that is not full is sent once its oldest event has waited this long.
+    batch_linger_ms: int = Field(20, ge=0, le=3_600_000)
+    # One try (connect, send, answer) must finish within this many seconds.
+    delivery_timeout_s: float = Field(5.0, gt=0, le=300)
+    # A failed try is retried this many times (1: two tries in all), then the webhook is failed.
+    retries: int = Field(1, ge=0, le=100)
+    # The k-th retry waits retry_delay_s × 2^(k-1) seconds, jittered.
+    retry_delay_s: float = Field(10.0, ge=0, le=86_400)
+    # Count any 2xx answer as success, not only 200.
+    accept_any_2xx: bool = False
+    # Allow endpoints on loopback, private, link-local, multicast and reserved addresses.
+    allow_private_endpoints: bool = False
+    # Add the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).
+    signature_headers: bool = True
+    # Time zone of the `timestamp` of items in a webhook (an IANA name).
+    timezone: str = "UTC"
+    # Finished webhooks and processed events are kept this many hours, then purged.
+    retention_hours: float = Field(24.0, gt=0, le=24 * 366)
+    # After this many failed logins in a row, a user is blocked for login_block_s (Erply error 1052).
+    login_max_failures: int = Field(5, ge=1, le=1000)
+    # How long a user stays blocked after too many failed logins, in seconds.
+    login_block_s: int = Field(900, ge=1, le=86_400)
+    # Log every HTTP request (costs throughput; off by default).
+    access_log: bool = False
+    # Log level of the service's own messages.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("must be a sqlite:///path URL (the only store of this version)")
+        if value == "sqlite:///":
+            raise ValueError("names no file: use sqlite:///path/to/file.db")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name such as UTC or Europe/Tallinn") from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file.get()
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if config_file is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=config_file),)
+        return sources
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Read the settings; raise :class:`SettingsError` with one line naming a bad setting."""
+        if config_file is not None:
+            _check_toml(config_file)
+        token = _config_file.set(config_file)
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise SettingsError(describe_error(exc)) from None
+        finally:
+            _config_file.reset(token)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file named by ``database_url``."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+def _check_toml(path: Path) -> None:
+    try:
+        with path.open("rb") as f:
+            tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"--config: no such file: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"--config: cannot read {path}: {exc}") from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first bad setting, by its variable and file key, and what it takes."""
+    err = exc.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "?"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting {name!r} (settings are listed in the README)"
+    return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}; got {err['input']!r}"

@@ -1,0 +1,328 @@
+"""The embedded store: one SQLite file in WAL mode, one writer thread, a few reader threads.
+
+Every write runs on the single writer thread, in one ``BEGIN IMMEDIATE`` transaction per call, so writes
+never wait on each other's locks; reads run on their own connections and see the last committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from webhook_manager.errors import Conflict, StoreUnavailable
+from webhook_manager.model import Configuration, ConfigurationInput, LoginFailures, Session, User
+
+T = TypeVar("T")
+
+_READERS = 4
+_CONFIGURATION_COLUMNS = (
+    "id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at"
+)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk before the caller is answered ("nothing accepted is lost").
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The schema's versions in order, as (version, SQL script), from the package's migrations folder."""
+    folder = resources.files("webhook_manager.store.migrations.sqlite")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into whole statements (triggers included), so it can run inside one transaction."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip() and not all(
+        not ln.strip() or ln.strip().startswith("--") for ln in pending.splitlines()
+    ):
+        raise ValueError(f"unterminated statement in migration: {pending[:80]!r}")
+
+
+class SqliteStore:
+    """The :class:`~webhook_manager.store.port.Store` on one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._readers = ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="sqlite-reader")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        """Open (and create) the file; its folder is created too."""
+        store = cls(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        await store._write(lambda conn: None)
+        return store
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return fn(self._connection())
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"store unavailable: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def in_transaction(conn: sqlite3.Connection) -> T:
+            with _transaction(conn):
+                return fn(conn)
+
+        return await self._run(self._writer, in_transaction)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._readers, fn)
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    async def migrate(self) -> list[int]:
+        def apply(conn: sqlite3.Connection) -> list[int]:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
+            )
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            done = []
+            for version, script in migrations():
+                if version in applied:
+                    continue
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+                done.append(version)
+            return done
+
+        return await self._write(apply)
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # accounts
+
+    async def create_user(
+        self, client_code: str, username: str, password_hash: str, now_ms: int, *, only_if_first: bool = False
+    ) -> User | None:
+        def create(conn: sqlite3.Connection) -> User | None:
+            if only_if_first and conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+                return None
+            conn.execute(
+                "INSERT INTO clients (code, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (client_code, now_ms),
+            )
+            try:
+                cur = conn.execute(
+                    "INSERT INTO users (client_code, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                    (client_code, username, password_hash, now_ms),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"user {username!r} of client {client_code!r} exists already") from None
+            assert cur.lastrowid is not None
+            return User(cur.lastrowid, client_code, username, password_hash)
+
+        return await self._write(create)
+
+    async def find_user(self, client_code: str, username: str) -> User | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT id, client_code, username, password_hash FROM users"
+                " WHERE client_code = ? AND username = ?",
+                (client_code, username),
+            ).fetchone()
+        )
+        return None if row is None else User.from_row(row)
+
+    async def login_failures(self, client_code: str, username: str) -> LoginFailures | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT count, last_failure_at FROM login_failures WHERE client_code = ? AND username = ?",
+                (client_code, username),
+            ).fetchone()
+        )
+        return None if row is None else LoginFailures(row[0], row[1])
+
+    async def record_login_failure(
+        self, client_code: str, username: str, now_ms: int, restart_before_ms: int
+    ) -> LoginFailures:
+        def record(conn: sqlite3.Connection) -> LoginFailures:
+            row = conn.execute(
+                "INSERT INTO login_failures (client_code, username, count, last_failure_at)"
+                " VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (client_code, username) DO UPDATE SET"
+                "  count = CASE WHEN last_failure_at < ? THEN 1 ELSE count + 1 END,"
+                "  last_failure_at = excluded.last_failure_at"
+                " RETURNING count, last_failure_at",
+                (client_code, username, now_ms, restart_before_ms),
+            ).fetchall()[0]
+            return LoginFailures(row[0], row[1])
+
+        return await self._write(record)
+
+    async def clear_login_failures(self, client_code: str, username: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM login_failures WHERE client_code = ? AND username = ?", (client_code, username)
+            )
+        )
+
+    # sessions
+
+    async def create_session(self, session: Session, *, purge_expired_before_ms: int) -> None:
+        def create(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM sessions WHERE expires_at < ?", (purge_expired_before_ms,))
+            conn.execute(
+                "INSERT INTO sessions (key_hash, user_id, client_code, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    session.key_hash,
+                    session.user_id,
+                    session.client_code,
+                    session.created_at_ms,
+                    session.expires_at_ms,
+                ),
+            )
+
+        await self._write(create)
+
+    async def find_session(self, key_hash: bytes) -> Session | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT key_hash, user_id, client_code, created_at, expires_at FROM sessions WHERE key_hash = ?",
+                (key_hash,),
+            ).fetchone()
+        )
+        return None if row is None else Session.from_row(row)
+
+    # configurations
+
+    async def list_configurations(self, client_code: str) -> list[Configuration]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {_CONFIGURATION_COLUMNS} FROM configurations WHERE client_code = ? ORDER BY seq",
+                (client_code,),
+            ).fetchall()
+        )
+        return [Configuration.from_row(row) for row in rows]
+
+    async def get_configuration(self, client_code: str, configuration_id: str) -> Configuration | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {_CONFIGURATION_COLUMNS} FROM configurations WHERE id = ? AND client_code = ?",
+                (configuration_id, client_code),
+            ).fetchone()
+        )
+        return None if row is None else Configuration.from_row(row)
+
+    async def create_configuration(self, configuration: Configuration) -> None:
+        c = configuration
+
+        def create(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO clients (code, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (c.client_code, c.created_at_ms),
+            )
+            conn.execute(
+                f"INSERT INTO configurations ({_CONFIGURATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _configuration_values(c),
+            )
+
+        await self._write(create)
+
+    async def replace_configuration(
+        self, client_code: str, configuration_id: str, new: ConfigurationInput, now_ms: int
+    ) -> Configuration | None:
+        def replace(conn: sqlite3.Connection) -> Any:
+            rows = conn.execute(
+                "UPDATE configurations SET table_name = ?, action = ?, endpoint = ?, secret = ?, disabled = ?,"
+                " updated_at = ? WHERE id = ? AND client_code = ?"
+                f" RETURNING {_CONFIGURATION_COLUMNS}",
+                (
+                    new.table,
+                    new.action.value,
+                    new.endpoint,
+                    new.secret,
+                    int(new.disabled),
+                    now_ms,
+                    configuration_id,
+                    client_code,
+                ),
+            ).fetchall()
+            return rows[0] if rows else None
+
+        row = await self._write(replace)
+        return None if row is None else Configuration.from_row(row)
+
+    async def remove_configuration(self, client_code: str, configuration_id: str) -> bool:
+        def remove(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "DELETE FROM configurations WHERE id = ? AND client_code = ?", (configuration_id, client_code)
+            )
+            return cur.rowcount > 0
+
+        return await self._write(remove)
+
+
+def _configuration_values(c: Configuration) -> tuple[Any, ...]:
+    return (
+        c.id,
+        c.client_code,
+        c.table,
+        c.action.value,
+        c.endpoint,
+        c.secret,
+        int(c.disabled),
+        c.created_at_ms,
+        c.updated_at_ms,
+    )

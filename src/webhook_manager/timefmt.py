@@ -1,0 +1,17 @@
+"""Time as the wire shows it. The store keeps integer milliseconds since the Unix epoch (UTC)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, from the wall clock."""
+    return time.time_ns() // 1_000_000
+
+
+def rfc3339_ms(ms: int) -> str:
+    """``2019-11-21T14:01:13.471Z``: RFC 3339 in UTC with milliseconds, as in the Swagger examples."""
+    dt = datetime.fromtimestamp(ms // 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
