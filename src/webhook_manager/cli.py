@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -190,6 +191,10 @@ def serve(
             timeout_graceful_shutdown=10,
         )
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the handler that was
+    # there before; a no-op one makes a clean stop exit with status 0, as service managers expect.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     server.run()
     if not server.started:
         fail(f"could not listen on {settings.host}:{settings.port}", 1)

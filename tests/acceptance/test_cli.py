@@ -1,0 +1,166 @@
+"""The installed ``webhook-manager`` command, run in a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+COMMAND = str(Path(sys.executable).parent / "webhook-manager")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder as the current directory, with no WEBHOOK_MANAGER_* settings inherited."""
+    for name in list(os.environ):
+        if name.startswith("WEBHOOK_MANAGER_"):
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+def wm(workdir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], cwd=workdir, input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], url: str, banner: list[str]) -> None:
+        self.process, self.url, self.banner = process, url, banner
+
+
+def serve(workdir: Path, *args: str) -> Iterator[Served]:
+    port = free_port()
+    process = subprocess.Popen(
+        [COMMAND, "serve", "--port", str(port), *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    banner: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            banner.append(line)
+            if "listening on" in line:
+                yield Served(process, f"http://127.0.0.1:{port}", banner)
+                return
+        pytest.fail(f"serve did not start: {banner} {process.stderr.read() if process.stderr else ''}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
+    created = wm(workdir, "account", "create", "--client-code", "555", "--username", "alice", "--password-stdin",
+                 stdin="a long enough password\n")
+    assert created.returncode == 0, created.stderr
+    assert "alice" in created.stdout
+    assert (workdir / "var" / "webhook-manager.db").exists()
+
+    for served in serve(workdir, "--allow-private-endpoints"):
+        line = served.banner[-1]
+        assert served.url in line and f"{served.url}/api/docs" in line
+        # An account existed, so nothing was bootstrapped.
+        assert not any("password" in b for b in served.banner)
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            assert http.get("/healthz").status_code == 200
+            assert http.get("/readyz").status_code == 200
+            assert http.get("/api/docs").status_code == 200
+            assert http.get("/api/docs/openapi.json").json()["paths"]["/v1/webhook-configuration"]
+            login = http.post("/api/", data={"request": "verifyUser", "clientCode": "555", "username": "alice",
+                                             "password": "a long enough password"}).json()
+            assert login["status"]["errorCode"] == 0, login
+            headers = {"clientCode": "555", "sessionKey": login["records"][0]["sessionKey"]}
+            body = {"table": "product", "action": "insert", "endpoint": "http://127.0.0.1:9/hook", "secret": "s"}
+            made = http.post("/v1/webhook-configuration", json=body, headers=headers)
+            assert made.status_code == 200, made.text
+            cid = made.json()["id"]
+            assert [c["id"] for c in http.get("/v1/webhook-configuration", headers=headers).json()] == [cid]
+            replaced = http.put(f"/v1/webhook-configuration/{cid}", json={**body, "action": "update",
+                                                                          "disabled": True}, headers=headers)
+            assert replaced.status_code == 200 and replaced.json()["action"] == "update"
+            assert replaced.json()["disabled"] is True
+            assert http.get(f"/v1/webhook-configuration/{cid}", headers=headers).json() == replaced.json()
+            removed = http.delete(f"/v1/webhook-configuration/{cid}", headers=headers)
+            assert removed.json() == {"message": "configuration removed"}
+            assert http.get("/v1/webhook-configuration", headers=headers).json() == []
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=20) == 0
+
+
+def test_first_start_bootstraps_an_admin_once(workdir: Path) -> None:
+    for served in serve(workdir):
+        text = "".join(served.banner)
+        password = re.search(r"password (\S+)\n", text)
+        assert password is not None, text
+        assert "clientCode 100" in text and "username admin" in text and "curl" in text
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            answer = http.post("/api/", data={"request": "verifyUser", "clientCode": "100", "username": "admin",
+                                              "password": password.group(1)}).json()
+            assert answer["status"]["errorCode"] == 0
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=20) == 0
+    for served in serve(workdir):
+        assert not any("password" in line for line in served.banner)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=20) == 0
+
+
+def test_no_bootstrap_account(workdir: Path) -> None:
+    for served in serve(workdir, "--no-bootstrap-account"):
+        assert not any("password" in line for line in served.banner)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=20) == 0
+
+
+def test_a_bad_setting_stops_start_up_with_one_line(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_MANAGER_RETRIES", "lots")
+    result = wm(workdir, "serve")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "WEBHOOK_MANAGER_RETRIES" in result.stderr
+
+
+def test_account_create_refuses_bad_input_naming_the_flag(workdir: Path) -> None:
+    bad_code = wm(workdir, "account", "create", "--client-code", "a b", "--username", "x", "--password-stdin",
+                  stdin="a long enough password")
+    assert bad_code.returncode != 0 and "--client-code" in bad_code.stderr
+    short = wm(workdir, "account", "create", "--client-code", "1", "--username", "x", "--password-stdin",
+               stdin="short")
+    assert short.returncode != 0 and "password" in short.stderr
+    assert wm(workdir, "account", "create", "--client-code", "1", "--username", "x", "--password-stdin",
+              stdin="a long enough password").returncode == 0
+    again = wm(workdir, "account", "create", "--client-code", "1", "--username", "x", "--password-stdin",
+               stdin="a long enough password")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    for result in (bad_code, short, again):
+        assert "Traceback" not in result.stderr
+
+
+def test_migrate(workdir: Path) -> None:
+    first = wm(workdir, "migrate")
+    assert first.returncode == 0 and "applied migrations [1]" in first.stdout
+    second = wm(workdir, "migrate")
+    assert second.returncode == 0 and "up to date" in second.stdout

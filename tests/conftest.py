@@ -1,0 +1,130 @@
+"""Shared fixtures: settings on a real SQLite file, the app served over real HTTP, accounts and logins."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from webhook_manager import accounts
+from webhook_manager.api import create_app
+from webhook_manager.settings import Settings
+from webhook_manager.store import open_store
+from webhook_manager.timefmt import now_ms
+
+# ../shared/spec beside the checkout holds Erply's Swagger and the contract.
+SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def run(coro: Any) -> Any:
+    """Run a coroutine to the end from a synchronous test."""
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'wm.db'}")
+
+
+@dataclass
+class LiveServer:
+    """The app served by uvicorn in a thread, on a socket of its own."""
+
+    settings: Settings
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    sock: socket.socket
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+
+
+def start_server(settings: Settings) -> LiveServer:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    return LiveServer(settings, f"http://127.0.0.1:{port}", server, thread, sock)
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[LiveServer]:
+    live = start_server(settings)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def create_account(settings: Settings, client_code: str, username: str, password: str) -> None:
+    async def go() -> None:
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+            await accounts.create_account(store, client_code, username, password, now_ms())
+        finally:
+            await store.close()
+
+    run(go())
+
+
+def verify_user(http: httpx.Client, client_code: str, username: str, password: str, **extra: Any) -> Any:
+    fields = {"request": "verifyUser", "clientCode": client_code, "username": username, "password": password}
+    answer = http.post("/api/", data={**fields, **extra})
+    assert answer.status_code == 200
+    return orjson.loads(answer.content)
+
+
+@dataclass
+class Client:
+    """A logged-in client: its code and the headers of its session."""
+
+    code: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"clientCode": self.code, "sessionKey": self.key}
+
+
+@pytest.fixture
+def login(settings: Settings, http: httpx.Client) -> Any:
+    """``login(code)``: create a user of client ``code`` and return it logged in."""
+
+    def make(code: str, username: str = "alice", password: str = "correct horse battery") -> Client:
+        create_account(settings, code, username, password)
+        answer = verify_user(http, code, username, password)
+        assert answer["status"]["errorCode"] == 0, answer
+        return Client(code, answer["records"][0]["sessionKey"])
+
+    return make
