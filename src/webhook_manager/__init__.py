@@ -7,6 +7,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-from webhook_manager.settings import Settings  # noqa: E402
+from webhook_manager.settings import Settings
 
 __all__ = ["Settings", "__version__"]

@@ -191,7 +191,5 @@ async def bootstrap_account(store: Store, now_ms: int) -> tuple[User, str] | Non
         return None
     password = secrets.token_urlsafe(18)
     password_hash = await asyncio.to_thread(hash_password, password)
-    user = await store.create_user(
-        BOOTSTRAP_CLIENT_CODE, BOOTSTRAP_USERNAME, password_hash, now_ms, only_if_first=True
-    )
+    user = await store.create_user(BOOTSTRAP_CLIENT_CODE, BOOTSTRAP_USERNAME, password_hash, now_ms, only_if_first=True)
     return None if user is None else (user, password)

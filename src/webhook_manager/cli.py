@@ -169,9 +169,7 @@ def serve(
     ] = True,
 ) -> None:
     """Run the service in one process on the embedded store."""
-    settings = load_settings(
-        config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None
-    )
+    settings = load_settings(config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None)
     _setup_logging(settings)
     _run(_bootstrap(settings, bootstrap_account=bootstrap_account))
 

@@ -59,7 +59,7 @@ class Configuration:
 
     @classmethod
     def from_row(cls, row: Any) -> Configuration:
-        """Build from a store row: (id, client_code, table_name, action, endpoint, secret, disabled, created, updated)."""
+        """Build from a store row in the order of the configurations columns (id first, updated_at last)."""
         return cls(
             id=row[0],
             client_code=row[1],

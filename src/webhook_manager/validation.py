@@ -88,6 +88,7 @@ def check_endpoint(value: Any, *, allow_private: bool, field: str = "endpoint") 
                 )
         elif is_localhost_name(host):
             raise InvalidInput(
-                field, "localhost is a loopback address; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it"
+                field,
+                "localhost is a loopback address; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it",
             )
     return value

@@ -73,8 +73,17 @@ def serve(workdir: Path, *args: str) -> Iterator[Served]:
 
 
 def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
-    created = wm(workdir, "account", "create", "--client-code", "555", "--username", "alice", "--password-stdin",
-                 stdin="a long enough password\n")
+    created = wm(
+        workdir,
+        "account",
+        "create",
+        "--client-code",
+        "555",
+        "--username",
+        "alice",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     assert created.returncode == 0, created.stderr
     assert "alice" in created.stdout
     assert (workdir / "var" / "webhook-manager.db").exists()
@@ -89,17 +98,32 @@ def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
             assert http.get("/readyz").status_code == 200
             assert http.get("/api/docs").status_code == 200
             assert http.get("/api/docs/openapi.json").json()["paths"]["/v1/webhook-configuration"]
-            login = http.post("/api/", data={"request": "verifyUser", "clientCode": "555", "username": "alice",
-                                             "password": "a long enough password"}).json()
+            login = http.post(
+                "/api/",
+                data={
+                    "request": "verifyUser",
+                    "clientCode": "555",
+                    "username": "alice",
+                    "password": "a long enough password",
+                },
+            ).json()
             assert login["status"]["errorCode"] == 0, login
             headers = {"clientCode": "555", "sessionKey": login["records"][0]["sessionKey"]}
-            body = {"table": "product", "action": "insert", "endpoint": "http://127.0.0.1:9/hook", "secret": "s"}
+            body = {
+                "table": "product",
+                "action": "insert",
+                "endpoint": "http://127.0.0.1:9/hook",
+                "secret": "s",
+            }
             made = http.post("/v1/webhook-configuration", json=body, headers=headers)
             assert made.status_code == 200, made.text
             cid = made.json()["id"]
             assert [c["id"] for c in http.get("/v1/webhook-configuration", headers=headers).json()] == [cid]
-            replaced = http.put(f"/v1/webhook-configuration/{cid}", json={**body, "action": "update",
-                                                                          "disabled": True}, headers=headers)
+            replaced = http.put(
+                f"/v1/webhook-configuration/{cid}",
+                json={**body, "action": "update", "disabled": True},
+                headers=headers,
+            )
             assert replaced.status_code == 200 and replaced.json()["action"] == "update"
             assert replaced.json()["disabled"] is True
             assert http.get(f"/v1/webhook-configuration/{cid}", headers=headers).json() == replaced.json()
@@ -117,8 +141,15 @@ def test_first_start_bootstraps_an_admin_once(workdir: Path) -> None:
         assert password is not None, text
         assert "clientCode 100" in text and "username admin" in text and "curl" in text
         with httpx.Client(base_url=served.url, timeout=10) as http:
-            answer = http.post("/api/", data={"request": "verifyUser", "clientCode": "100", "username": "admin",
-                                              "password": password.group(1)}).json()
+            answer = http.post(
+                "/api/",
+                data={
+                    "request": "verifyUser",
+                    "clientCode": "100",
+                    "username": "admin",
+                    "password": password.group(1),
+                },
+            ).json()
             assert answer["status"]["errorCode"] == 0
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=20) == 0
@@ -144,16 +175,55 @@ def test_a_bad_setting_stops_start_up_with_one_line(workdir: Path, monkeypatch: 
 
 
 def test_account_create_refuses_bad_input_naming_the_flag(workdir: Path) -> None:
-    bad_code = wm(workdir, "account", "create", "--client-code", "a b", "--username", "x", "--password-stdin",
-                  stdin="a long enough password")
+    bad_code = wm(
+        workdir,
+        "account",
+        "create",
+        "--client-code",
+        "a b",
+        "--username",
+        "x",
+        "--password-stdin",
+        stdin="a long enough password",
+    )
     assert bad_code.returncode != 0 and "--client-code" in bad_code.stderr
-    short = wm(workdir, "account", "create", "--client-code", "1", "--username", "x", "--password-stdin",
-               stdin="short")
+    short = wm(
+        workdir,
+        "account",
+        "create",
+        "--client-code",
+        "1",
+        "--username",
+        "x",
+        "--password-stdin",
+        stdin="short",
+    )
     assert short.returncode != 0 and "password" in short.stderr
-    assert wm(workdir, "account", "create", "--client-code", "1", "--username", "x", "--password-stdin",
-              stdin="a long enough password").returncode == 0
-    again = wm(workdir, "account", "create", "--client-code", "1", "--username", "x", "--password-stdin",
-               stdin="a long enough password")
+    assert (
+        wm(
+            workdir,
+            "account",
+            "create",
+            "--client-code",
+            "1",
+            "--username",
+            "x",
+            "--password-stdin",
+            stdin="a long enough password",
+        ).returncode
+        == 0
+    )
+    again = wm(
+        workdir,
+        "account",
+        "create",
+        "--client-code",
+        "1",
+        "--username",
+        "x",
+        "--password-stdin",
+        stdin="a long enough password",
+    )
     assert again.returncode == 1 and "exists already" in again.stderr
     for result in (bad_code, short, again):
         assert "Traceback" not in result.stderr

@@ -143,9 +143,7 @@ def stored_key(settings: Settings, code: str, expires_in_ms: int) -> str:
             user = await store.find_user(code, "alice")
             assert user is not None
             now = now_ms()
-            session = Session(
-                accounts.hash_session_key(key), user.id, code, now - 7_200_000, now + expires_in_ms
-            )
+            session = Session(accounts.hash_session_key(key), user.id, code, now - 7_200_000, now + expires_in_ms)
             await store.create_session(session, purge_expired_before_ms=0)
         finally:
             await store.close()
@@ -226,9 +224,7 @@ def test_unknown_id_is_404(http: httpx.Client, login: Any, check: Check, method:
 @pytest.mark.parametrize(
     "bad_id", ["xyz", "0123456789ABCDEF01234567", "0123456789abcdef0123456", "0123456789abcdef012345678"]
 )
-def test_malformed_id_is_400_naming_id(
-    http: httpx.Client, login: Any, check: Check, method: str, bad_id: str
-) -> None:
+def test_malformed_id_is_400_naming_id(http: httpx.Client, login: Any, check: Check, method: str, bad_id: str) -> None:
     alice = login("1001")
     made = create(http, check, alice)
     body = VALID if method == "PUT" else None
@@ -403,9 +399,7 @@ GOOD = [
 
 
 @pytest.mark.parametrize("changes", GOOD)
-def test_good_edge_cases_are_accepted(
-    http: httpx.Client, login: Any, check: Check, changes: dict[str, Any]
-) -> None:
+def test_good_edge_cases_are_accepted(http: httpx.Client, login: Any, check: Check, changes: dict[str, Any]) -> None:
     alice = login("1001")
     sent = {**VALID, **changes}
     expected = {k: sent.get(k, False) for k in INPUT_FIELDS}
@@ -466,9 +460,7 @@ def chunks(content: bytes) -> Iterator[bytes]:
     [("POST", False), ("PUT", False), ("POST", True)],
     ids=["post", "put", "post-chunked"],
 )
-def test_a_body_over_64_kib_is_413(
-    http: httpx.Client, login: Any, check: Check, method: str, chunked: bool
-) -> None:
+def test_a_body_over_64_kib_is_413(http: httpx.Client, login: Any, check: Check, method: str, chunked: bool) -> None:
     alice = login("1001")
     made = create(http, check, alice)
     big = body() + b" " * MAX_BODY

@@ -66,8 +66,13 @@ def test_verify_user_answers_in_erplys_shape(http: httpx.Client, alice: None) ->
 def test_verify_user_takes_json_and_cuts_long_sessions(http: httpx.Client, alice: None) -> None:
     answer = http.post(
         "/api/",
-        json={"request": "verifyUser", "clientCode": "100", "username": "alice", "password": PASSWORD,
-              "sessionLength": 100000},
+        json={
+            "request": "verifyUser",
+            "clientCode": "100",
+            "username": "alice",
+            "password": PASSWORD,
+            "sessionLength": 100000,
+        },
     ).json()
     assert answer["status"]["errorCode"] == 0
     assert answer["records"][0]["sessionLength"] == 86400
@@ -85,8 +90,9 @@ def test_verify_user_takes_json_and_cuts_long_sessions(http: httpx.Client, alice
         ("100", "alice", "", accounts.CREDENTIALS_MISSING),
     ],
 )
-def test_failed_logins(http: httpx.Client, alice: None, client_code: str, username: str, password: str,
-                       code: int) -> None:
+def test_failed_logins(
+    http: httpx.Client, alice: None, client_code: str, username: str, password: str, code: int
+) -> None:
     assert_error(verify_user(http, client_code, username, password), code)
 
 

@@ -115,9 +115,7 @@ async def erply_api(request: Request, store: StoreDep, settings: SettingsDep) ->
     return answer.error(UNKNOWN_REQUEST, "request")
 
 
-async def _verify_user(
-    answer: _Answer, fields: dict[str, str], store: StoreDep, settings: SettingsDep
-) -> JSONResponse:
+async def _verify_user(answer: _Answer, fields: dict[str, str], store: StoreDep, settings: SettingsDep) -> JSONResponse:
     try:
         length = accounts.session_length(fields.get("sessionLength"))
     except ValueError:

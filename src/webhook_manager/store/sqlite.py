@@ -22,9 +22,7 @@ from webhook_manager.model import Configuration, ConfigurationInput, LoginFailur
 T = TypeVar("T")
 
 _READERS = 4
-_CONFIGURATION_COLUMNS = (
-    "id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at"
-)
+_CONFIGURATION_COLUMNS = "id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at"
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -66,9 +64,7 @@ def _statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(pending):
             yield pending
             pending = ""
-    if pending.strip() and not all(
-        not ln.strip() or ln.strip().startswith("--") for ln in pending.splitlines()
-    ):
+    if pending.strip() and not all(not ln.strip() or ln.strip().startswith("--") for ln in pending.splitlines()):
         raise ValueError(f"unterminated statement in migration: {pending[:80]!r}")
 
 
@@ -177,8 +173,7 @@ class SqliteStore:
     async def find_user(self, client_code: str, username: str) -> User | None:
         row = await self._read(
             lambda conn: conn.execute(
-                "SELECT id, client_code, username, password_hash FROM users"
-                " WHERE client_code = ? AND username = ?",
+                "SELECT id, client_code, username, password_hash FROM users WHERE client_code = ? AND username = ?",
                 (client_code, username),
             ).fetchone()
         )
@@ -223,8 +218,7 @@ class SqliteStore:
         def create(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM sessions WHERE expires_at < ?", (purge_expired_before_ms,))
             conn.execute(
-                "INSERT INTO sessions (key_hash, user_id, client_code, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO sessions (key_hash, user_id, client_code, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
                 (
                     session.key_hash,
                     session.user_id,
