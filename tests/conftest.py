@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 
 from webhook_manager import accounts
 from webhook_manager.api import create_app
@@ -31,6 +32,13 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 def run(coro: Any) -> Any:
     """Run a coroutine to the end from a synchronous test."""
     return asyncio.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests hash with argon2id at its smallest cost (the way Django's test settings do);
+    the acceptance tests run the installed command, which keeps the real cost."""
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
 
 
 @pytest.fixture
@@ -60,7 +68,7 @@ def start_server(settings: Settings) -> LiveServer:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="uvloop"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

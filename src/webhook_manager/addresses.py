@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -43,7 +44,7 @@ def literal_address(host: str) -> IPAddress | None:
     Besides dotted quads and IPv6, this knows the short and numeric IPv4 forms (``127.1``, ``2130706433``,
     ``0x7f.0.0.1``) that the system resolver accepts, so they cannot slip past the configuration check.
     """
-    host = host.strip("[]")
+    host = normalize_host(host).strip("[]")
     try:
         return ipaddress.ip_address(host)
     except ValueError:
@@ -56,7 +57,14 @@ def literal_address(host: str) -> IPAddress | None:
     return None
 
 
+def normalize_host(host: str) -> str:
+    """The host as a resolver sees it: compatibility forms folded (NFKC, as IDNA does: ``①`` → ``1``),
+    the IDNA full stops (``。`` ``．`` ``｡``) turned into dots, lower case, without a trailing dot."""
+    host = unicodedata.normalize("NFKC", host).replace("\u3002", ".")
+    return host.lower().rstrip(".")
+
+
 def is_localhost_name(host: str) -> bool:
     """``localhost`` and names under it always mean loopback (RFC 6761)."""
-    host = host.lower().rstrip(".")
+    host = normalize_host(host)
     return host == "localhost" or host.endswith(".localhost")

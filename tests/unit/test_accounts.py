@@ -41,3 +41,9 @@ def test_client_codes() -> None:
     for bad in ["", "a b", "x" * 65, "1;2"]:
         with pytest.raises(InvalidInput, match="clientCode"):
             accounts.check_client_code(bad)
+
+
+def test_the_service_hashes_at_argon2s_recommended_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # drop the cheap hasher the in-process tests use
+    params = accounts.hash_password("x").split("$")
+    assert params[1] == "argon2id" and params[3] == "m=65536,t=3,p=4"

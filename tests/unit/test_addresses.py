@@ -60,3 +60,21 @@ def test_literal_addresses_in_every_spelling(host: str, expected: str | None) ->
 def test_localhost_names() -> None:
     assert is_localhost_name("localhost") and is_localhost_name("LOCALHOST.") and is_localhost_name("a.localhost")
     assert not is_localhost_name("localhost.example.com")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127\u30020\u30020\u30021",
+        "127\uff0e0\uff0e0\uff0e1",
+        "127\uff610\uff610\uff611",
+        "\u2460\u2461\u2466.0.0.1",
+        "127.0.0.1.",
+    ],
+)
+def test_hosts_that_resolvers_fold_into_a_literal_are_literals(host: str) -> None:
+    assert str(literal_address(host)) == "127.0.0.1"
+
+
+def test_localhost_in_disguise() -> None:
+    assert is_localhost_name("LOCALHOST\u3002") and is_localhost_name("ｌｏｃａｌｈｏｓｔ")
