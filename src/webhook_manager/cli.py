@@ -177,7 +177,7 @@ def serve(
 
     server = _Server(
         uvicorn.Config(
-            create_app(settings),
+            create_app(settings, run_pipeline=True),
             host=settings.host,
             port=settings.port,
             loop="uvloop",

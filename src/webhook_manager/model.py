@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +117,114 @@ class LoginFailures:
 
     count: int
     last_failure_ms: int
+
+
+Subject = tuple[str, str, str]
+"""(client code, table, action): what events and configurations are matched on."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBundle:
+    """Events of one recording call not yet all in webhooks; ``items`` are in wire form."""
+
+    seq: int
+    created_at_ms: int
+    processed_count: int
+    items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhook:
+    """A webhook formed by the batcher, body and all, ready to be stored."""
+
+    id: str
+    configuration_id: str
+    client_code: str
+    table: str
+    action: str
+    endpoint: str
+    event_count: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Formed:
+    """What the batcher made of one subject's pending events.
+
+    ``advances`` are (bundle seq, new processed_count); ``wake_at_ms`` is when a held-back partial batch
+    becomes due, or None.
+    """
+
+    webhooks: list[NewWebhook]
+    advances: list[tuple[int, int]]
+    wake_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueWebhook:
+    """A webhook claimed for one try."""
+
+    seq: int
+    id: str
+    endpoint: str
+    payload: bytes
+    secret: str
+    round_tries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How one try ended, and what follows: sent, another try at ``next_due_ms``, or failed for good."""
+
+    webhook_seq: int
+    at_ms: int
+    duration_ms: int
+    http_status: int | None
+    error: str
+    sent: bool
+    next_due_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A webhook as the delivery log shows it."""
+
+    id: str
+    table: str
+    action: str
+    endpoint: str
+    event_count: int
+    status: WebhookStatus
+    tries: int
+    last_failure: str
+    created_at_ms: int
+    processed_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of a webhook."""
+
+    at_ms: int
+    duration_ms: int
+    http_status: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One recorded event as ``GET /v1/event`` shows it."""
+
+    id: str
+    table: str
+    action: str
+    row_id: int
+    status: EventStatus
+    timestamp: str
+    created_at_ms: int
+    processed_at_ms: int | None
+
+
+FormWebhooks = Callable[[Subject, list[PendingBundle], list[Configuration], bool], Formed]
+"""The batcher's pure step the store runs inside its transaction: (subject, pending bundles in order, enabled
+configurations, whether every pending bundle was read) → the webhooks to store and how far each bundle got."""

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     accept_any_2xx: bool = False
     # Allow endpoints on loopback, private, link-local, multicast and reserved addresses.
     allow_private_endpoints: bool = False
+    # At most this many tries in flight at once, in all.
+    max_in_flight: int = Field(1024, ge=1, le=100_000)
+    # At most this many tries in flight to one endpoint, so a slow endpoint cannot hold everyone's share.
+    max_in_flight_per_endpoint: int = Field(64, ge=1, le=10_000)
     # Add the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).
     signature_headers: bool = True
     # Time zone of the `timestamp` of items in a webhook (an IANA name).

@@ -15,3 +15,11 @@ def rfc3339_ms(ms: int) -> str:
     """``2019-11-21T14:01:13.471Z``: RFC 3339 in UTC with milliseconds, as in the Swagger examples."""
     dt = datetime.fromtimestamp(ms // 1000, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def from_wall_clock(text: str, zone: str) -> int:
+    """``YYYY-MM-DD HH:MM:SS`` read in ``zone`` → milliseconds since the epoch."""
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo(zone))
+    return int(moment.timestamp()) * 1000

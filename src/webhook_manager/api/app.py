@@ -11,9 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from webhook_manager import __version__
-from webhook_manager.api import configurations, erply, health
+from webhook_manager.api import configurations, erply, events, health, webhooks
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.errors import WebhookManagerError
+from webhook_manager.pipeline import Pipeline
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, open_store
 
@@ -25,22 +26,34 @@ call `/v1/*` with the headers `clientCode` and `sessionKey`.
 """
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
-    """The API over ``store``, or over the store named by ``settings`` (opened and migrated on start)."""
+def create_app(settings: Settings, store: Store | None = None, *, run_pipeline: bool = False) -> FastAPI:
+    """The API over ``store``, or over the store named by ``settings`` (opened and migrated on start).
+
+    With ``run_pipeline`` the batcher, dispatcher and purger run in the same process (``serve``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if store is not None:
-            app.state.store = store
-            yield
-            return
-        opened = await open_store(settings.database_url)
+        opened = store
+        if opened is None:
+            opened = await open_store(settings.database_url)
         try:
-            await opened.migrate()
+            if store is None:
+                await opened.migrate()
             app.state.store = opened
-            yield
+            if not run_pipeline:
+                yield
+                return
+            pipeline = Pipeline(opened, settings)
+            await pipeline.start(single_process=settings.database_url.startswith("sqlite:"))
+            app.state.pipeline = pipeline
+            try:
+                yield
+            finally:
+                await pipeline.stop()
         finally:
-            await opened.close()
+            if store is None:
+                await opened.close()
 
     app = FastAPI(
         title="webhook-manager",
@@ -55,6 +68,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(erply.router)
     app.include_router(configurations.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     _map_errors(app)
     return app

@@ -132,6 +132,6 @@ async def replace_configuration(
 )
 async def remove_configuration(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
     """Remove a configuration; it gets no new webhooks."""
-    if not await store.remove_configuration(session.client_code, _checked_id(id)):
+    if not await store.remove_configuration(session.client_code, _checked_id(id), now_ms()):
         raise NotFound(f"no webhook configuration with id {id}")
     return JSONResponse({"message": "configuration removed"})

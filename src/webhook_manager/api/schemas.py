@@ -59,3 +59,74 @@ ERRORS: dict[int | str, dict[str, object]] = {
     503: {"model": OutputError, "description": "Service Unavailable"},
 }
 NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": OutputError, "description": "Not Found"}}
+
+
+class InputEvent(BaseModel):
+    """One event."""
+
+    rowId: int = Field(0, ge=0, description="The row's id; 0 when there is none")
+    timestamp: str | None = Field(
+        None,
+        description="When it happened: 'YYYY-MM-DD HH:MM:SS' in the service's zone, or RFC 3339; default now",
+        examples=["2020-01-01 00:00:00"],
+    )
+    data: object | None = Field(None, description="Any JSON, sent along in the webhook")
+
+
+class InputEvents(BaseModel):
+    """Events of one table and action."""
+
+    table: str = Field(examples=["product"])
+    action: str = Field(examples=["update"])
+    items: list[InputEvent] = Field(min_length=1, max_length=10000)
+
+
+class RecordedEvents(BaseModel):
+    """How many events came, and how many matched an enabled configuration and were kept."""
+
+    received: int
+    recorded: int
+
+
+class OutputEvent(BaseModel):
+    """A recorded event (Erply's models.OutputEvent)."""
+
+    id: str
+    table: str
+    action: str
+    rowID: int
+    status: str = Field(examples=["processed"])
+    eventDate: str
+    createdAt: str
+    processedAt: str
+
+
+class OutputWebhook(BaseModel):
+    """A webhook in the delivery log (Erply's models.OutputWebhook)."""
+
+    id: str
+    table: str
+    action: str
+    endpoint: str
+    eventCount: int
+    status: str = Field(examples=["sent"])
+    tries: int
+    lastFailure: str
+    createdAt: str
+    processedAt: str
+
+
+class OutputAttempt(BaseModel):
+    """One try of a webhook."""
+
+    at: str
+    durationMs: int
+    httpStatus: int | None
+    error: str
+
+
+class WebhookDetail(OutputWebhook):
+    """A webhook with its exact body and its tries (extension)."""
+
+    payload: str
+    attempts: list[OutputAttempt]

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from webhook_manager.model import Configuration, ConfigurationInput, LoginFailures, Session, User
+from webhook_manager.model import (
+    Attempt,
+    AttemptOutcome,
+    Configuration,
+    ConfigurationInput,
+    DueWebhook,
+    EventRecord,
+    FormWebhooks,
+    LoginFailures,
+    Session,
+    User,
+    WebhookRecord,
+)
 
 
 class Store(Protocol):
@@ -81,6 +94,60 @@ class Store(Protocol):
         """Replace every field of one of the client's configurations; None when there is no such one."""
         ...
 
-    async def remove_configuration(self, client_code: str, configuration_id: str) -> bool:
-        """Remove one of the client's configurations; False when there is no such one."""
+    async def remove_configuration(self, client_code: str, configuration_id: str, now_ms: int) -> bool:
+        """Remove one of the client's configurations and fail its unsent webhooks; False when there is none.
+
+        Replacing a configuration with ``disabled`` true fails its unsent webhooks the same way.
+        """
+        ...
+
+    # the pipeline
+
+    async def record_events(
+        self, client_code: str, table: str, action: str, items: bytes, count: int, now_ms: int
+    ) -> bool:
+        """Durably store ``count`` events (``items``: their JSON array in wire form) when an enabled
+        configuration matches the subject; False, storing nothing, when none does."""
+        ...
+
+    async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
+        """Run ``form`` on every subject with pending events and store what it makes, advancing the events
+        in the same transaction; return (webhooks made, earliest time a held-back batch is due)."""
+        ...
+
+    async def claim_due_webhooks(
+        self, now_ms: int, limit: int, lease_ms: int, busy_endpoints: Collection[str] = ()
+    ) -> list[DueWebhook]:
+        """Lease up to ``limit`` webhooks due by ``now_ms`` for ``lease_ms``, oldest due first, none to
+        ``busy_endpoints``; webhooks whose configuration is gone or disabled end failed instead."""
+        ...
+
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        """Log tries and move their webhooks to sent, retrying or failed; releases their leases."""
+        ...
+
+    async def release_leases(self) -> int:
+        """Drop every lease (a single-process store at start: the holder died); return how many."""
+        ...
+
+    async def list_webhooks(
+        self, client_code: str, table: str | None, action: str | None, limit: int
+    ) -> list[WebhookRecord]:
+        """The client's webhooks, newest first."""
+        ...
+
+    async def get_webhook(self, client_code: str, webhook_id: str) -> tuple[WebhookRecord, bytes, list[Attempt]] | None:
+        """One of the client's webhooks, its exact body and its tries (oldest first)."""
+        ...
+
+    async def resend_webhook(self, client_code: str, webhook_id: str, now_ms: int) -> str | None:
+        """Give a failed webhook a new round of tries; return its status before, None when there is none."""
+        ...
+
+    async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
+        """The client's recorded events of one table and action, newest first."""
+        ...
+
+    async def purge_finished(self, before_ms: int, limit: int) -> int:
+        """Delete a few finished webhooks and processed events older than ``before_ms``; return rows gone."""
         ...

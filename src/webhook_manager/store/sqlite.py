@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
@@ -17,12 +17,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from webhook_manager.errors import Conflict, StoreUnavailable
-from webhook_manager.model import Configuration, ConfigurationInput, LoginFailures, Session, User
+from webhook_manager.model import (
+    Attempt,
+    AttemptOutcome,
+    Configuration,
+    ConfigurationInput,
+    DueWebhook,
+    EventRecord,
+    FormWebhooks,
+    LoginFailures,
+    Session,
+    User,
+    WebhookRecord,
+)
+from webhook_manager.store import sqlite_pipeline as pipeline
+from webhook_manager.store.sqlite_pipeline import CONFIGURATION_COLUMNS as _CONFIGURATION_COLUMNS
 
 T = TypeVar("T")
 
 _READERS = 4
-_CONFIGURATION_COLUMNS = "id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at"
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -293,19 +306,66 @@ class SqliteStore:
                     client_code,
                 ),
             ).fetchall()
+            if rows and new.disabled:
+                pipeline.fail_unsent(conn, configuration_id, "configuration disabled", now_ms)
             return rows[0] if rows else None
 
         row = await self._write(replace)
         return None if row is None else Configuration.from_row(row)
 
-    async def remove_configuration(self, client_code: str, configuration_id: str) -> bool:
+    async def remove_configuration(self, client_code: str, configuration_id: str, now_ms: int) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "DELETE FROM configurations WHERE id = ? AND client_code = ?", (configuration_id, client_code)
             )
-            return cur.rowcount > 0
+            if cur.rowcount == 0:
+                return False
+            pipeline.fail_unsent(conn, configuration_id, "configuration removed", now_ms)
+            return True
 
         return await self._write(remove)
+
+    # the pipeline
+
+    async def record_events(
+        self, client_code: str, table: str, action: str, items: bytes, count: int, now_ms: int
+    ) -> bool:
+        return await self._write(
+            lambda conn: pipeline.record_events(conn, client_code, table, action, items, count, now_ms)
+        )
+
+    async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
+        return await self._write(lambda conn: pipeline.form_webhooks(conn, form, now_ms))
+
+    async def claim_due_webhooks(
+        self, now_ms: int, limit: int, lease_ms: int, busy_endpoints: Collection[str] = ()
+    ) -> list[DueWebhook]:
+        return await self._write(
+            lambda conn: pipeline.claim_due_webhooks(conn, now_ms, limit, lease_ms, busy_endpoints)
+        )
+
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        await self._write(lambda conn: pipeline.record_attempts(conn, outcomes))
+
+    async def release_leases(self) -> int:
+        return await self._write(pipeline.release_leases)
+
+    async def list_webhooks(
+        self, client_code: str, table: str | None, action: str | None, limit: int
+    ) -> list[WebhookRecord]:
+        return await self._read(lambda conn: pipeline.list_webhooks(conn, client_code, table, action, limit))
+
+    async def get_webhook(self, client_code: str, webhook_id: str) -> tuple[WebhookRecord, bytes, list[Attempt]] | None:
+        return await self._read(lambda conn: pipeline.get_webhook(conn, client_code, webhook_id))
+
+    async def resend_webhook(self, client_code: str, webhook_id: str, now_ms: int) -> str | None:
+        return await self._write(lambda conn: pipeline.resend_webhook(conn, client_code, webhook_id, now_ms))
+
+    async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
+        return await self._read(lambda conn: pipeline.list_events(conn, client_code, table, action, limit))
+
+    async def purge_finished(self, before_ms: int, limit: int) -> int:
+        return await self._write(lambda conn: pipeline.purge_finished(conn, before_ms, limit))
 
 
 def _configuration_values(c: Configuration) -> tuple[Any, ...]:

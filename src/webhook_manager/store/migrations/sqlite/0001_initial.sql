@@ -49,22 +49,24 @@ CREATE TABLE configurations (
 CREATE INDEX configurations_by_client ON configurations (client_code, seq);
 CREATE INDEX configurations_enabled ON configurations (client_code, table_name, action) WHERE disabled = 0;
 
--- Accepted events. Pending while processed_at IS NULL; the batcher reads them in seq order per subject
--- (client, table, action) and marks them processed in the transaction that creates their webhooks.
-CREATE TABLE events (
-    seq           INTEGER PRIMARY KEY,
-    client_code   TEXT NOT NULL,
-    table_name    TEXT NOT NULL,
-    action        TEXT NOT NULL,
-    row_id        INTEGER NOT NULL,
-    event_at      INTEGER NOT NULL,          -- when the action happened
-    data          TEXT,                      -- JSON text, embedded verbatim in the payload; NULL for null
-    created_at    INTEGER NOT NULL,          -- when it was recorded
-    processed_at  INTEGER
+-- Accepted events, kept as bundles: one row per recording call and subject (client, table, action), its
+-- items already in the webhook's wire form. A bundle of 10 000 events is one row, so recording and batching
+-- cost one write per call, not per event. Events [0, processed_count) of a bundle are in webhooks; the
+-- batcher advances processed_count in the transaction that creates those webhooks.
+CREATE TABLE event_bundles (
+    seq              INTEGER PRIMARY KEY,
+    client_code      TEXT NOT NULL,
+    table_name       TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    event_count      INTEGER NOT NULL,
+    items            BLOB NOT NULL,          -- JSON array of {"rowId", "timestamp", "data"}
+    created_at       INTEGER NOT NULL,       -- when it was recorded
+    processed_count  INTEGER NOT NULL DEFAULT 0,
+    processed_at     INTEGER                 -- when events of it were last put into webhooks
 );
-CREATE INDEX events_pending ON events (client_code, table_name, action, seq) WHERE processed_at IS NULL;
-CREATE INDEX events_by_subject ON events (client_code, table_name, action, seq);
-CREATE INDEX events_processed ON events (processed_at) WHERE processed_at IS NOT NULL;
+CREATE INDEX event_bundles_pending ON event_bundles (client_code, table_name, action, seq)
+    WHERE processed_count < event_count;
+CREATE INDEX event_bundles_by_subject ON event_bundles (client_code, table_name, action, seq);
 
 -- One webhook per batch per configuration. The body is fixed at creation (id, hmac, items), so every
 -- try sends the same bytes; endpoint and the configuration's id are kept for the log and for dispatch.
@@ -80,6 +82,7 @@ CREATE TABLE webhooks (
     payload           BLOB NOT NULL,
     status            TEXT NOT NULL,         -- pending | retrying | sent | failed
     tries             INTEGER NOT NULL DEFAULT 0,
+    round_tries       INTEGER NOT NULL DEFAULT 0,  -- tries since creation or the last resend
     last_failure      TEXT NOT NULL DEFAULT '',
     created_at        INTEGER NOT NULL,
     processed_at      INTEGER,               -- when the last try ended
@@ -88,6 +91,8 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_due ON webhooks (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX webhooks_by_client ON webhooks (client_code, seq);
+CREATE INDEX webhooks_by_subject ON webhooks (client_code, table_name, action, seq);
+CREATE INDEX webhooks_unsent ON webhooks (configuration_id) WHERE due_at IS NOT NULL;
 CREATE INDEX webhooks_finished ON webhooks (processed_at) WHERE due_at IS NULL;
 
 CREATE TABLE attempts (

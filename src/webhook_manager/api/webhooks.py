@@ -1,0 +1,126 @@
+"""``/v1/webhook``: the delivery log (Swagger v1.18.3), one webhook's detail and resend (extensions)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from webhook_manager.api import schemas
+from webhook_manager.api.deps import SessionDep, StoreDep
+from webhook_manager.api.responses import JSONResponse
+from webhook_manager.errors import Conflict, InvalidInput, NotFound
+from webhook_manager.ids import is_id
+from webhook_manager.model import WebhookRecord
+from webhook_manager.timefmt import now_ms, rfc3339_ms
+from webhook_manager.validation import check_action, check_table
+
+router = APIRouter(prefix="/v1/webhook", tags=["webhook"])
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def check_limit(raw: str | None) -> int:
+    """``limit``: default 20, above 100 cut to 100, below 1 (or not a number) refused."""
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput("limit", "must be a whole number from 1 to 100") from None
+    if value < 1:
+        raise InvalidInput("limit", "must be at least 1")
+    return min(value, MAX_LIMIT)
+
+
+def optional_time(ms: int | None) -> str:
+    """An RFC 3339 time, or "" for one that has not happened yet."""
+    return "" if ms is None else rfc3339_ms(ms)
+
+
+def webhook_json(w: WebhookRecord) -> dict[str, Any]:
+    """A webhook with exactly the keys of Erply's OutputWebhook."""
+    return {
+        "id": w.id,
+        "table": w.table,
+        "action": w.action,
+        "endpoint": w.endpoint,
+        "eventCount": w.event_count,
+        "status": w.status.value,
+        "tries": w.tries,
+        "lastFailure": w.last_failure,
+        "createdAt": rfc3339_ms(w.created_at_ms),
+        "processedAt": optional_time(w.processed_at_ms),
+    }
+
+
+def _checked_id(webhook_id: str) -> str:
+    if not is_id(webhook_id):
+        raise InvalidInput("id", "must be 24 lowercase hex characters")
+    return webhook_id
+
+
+@router.get(
+    "",
+    summary="Get recently sent webhooks",
+    operation_id="getWebhooks",
+    responses={200: {"model": list[schemas.OutputWebhook]}, **schemas.ERRORS},
+)
+async def list_webhooks(
+    session: SessionDep,
+    store: StoreDep,
+    table: Annotated[str | None, Query(description="Name of the table for the webhook")] = None,
+    action: Annotated[str | None, Query(description="Name of the action for the webhook")] = None,
+    limit: Annotated[str | None, Query(description="Default 20, at most 100")] = None,
+) -> JSONResponse:
+    """The client's webhooks, newest first."""
+    table = None if not table else check_table(table)
+    action_value = None if not action else check_action(action).value
+    webhooks = await store.list_webhooks(session.client_code, table, action_value, check_limit(limit))
+    return JSONResponse([webhook_json(w) for w in webhooks])
+
+
+@router.get(
+    "/{id}",
+    summary="One webhook with its body and tries (extension)",
+    operation_id="getWebhook",
+    responses={200: {"model": schemas.WebhookDetail}, **schemas.ERRORS, **schemas.NOT_FOUND},
+)
+async def get_webhook(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
+    """The webhook as listed, plus ``payload`` (the exact body sent) and ``attempts``."""
+    found = await store.get_webhook(session.client_code, _checked_id(id))
+    if found is None:
+        raise NotFound(f"no webhook with id {id}")
+    record, payload, attempts = found
+    return JSONResponse(
+        {
+            **webhook_json(record),
+            "payload": payload.decode("utf-8"),
+            "attempts": [
+                {"at": rfc3339_ms(a.at_ms), "durationMs": a.duration_ms, "httpStatus": a.http_status, "error": a.error}
+                for a in attempts
+            ],
+        }
+    )
+
+
+@router.post(
+    "/{id}/resend",
+    summary="Give a failed webhook a new round of tries (extension)",
+    operation_id="resendWebhook",
+    responses={200: {"model": schemas.OutputWebhook}, 409: {"model": schemas.OutputError}, **schemas.ERRORS},
+)
+async def resend_webhook(id: str, request: Request, session: SessionDep, store: StoreDep) -> JSONResponse:
+    """A ``failed`` webhook is tried again, same id and body; other statuses answer 409."""
+    before = await store.resend_webhook(session.client_code, _checked_id(id), now_ms())
+    if before is None:
+        raise NotFound(f"no webhook with id {id}")
+    if before != "failed":
+        raise Conflict(f"webhook {id} is {before}; only a failed webhook can be resent")
+    pipeline = getattr(request.app.state, "pipeline", None)
+    if pipeline is not None:
+        pipeline.webhooks_due()
+    found = await store.get_webhook(session.client_code, id)
+    assert found is not None
+    return JSONResponse(webhook_json(found[0]))

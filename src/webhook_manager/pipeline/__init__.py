@@ -1,0 +1,73 @@
+"""The long-running loops: batcher (events → webhooks), dispatcher (webhooks → POSTs), purger (retention)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from webhook_manager.pipeline.batcher import Batcher
+from webhook_manager.pipeline.dispatcher import Dispatcher
+from webhook_manager.pipeline.egress import Egress
+from webhook_manager.pipeline.purger import Purger
+from webhook_manager.settings import Settings
+from webhook_manager.store import Store
+
+log = logging.getLogger("webhook_manager.pipeline")
+
+SHUTDOWN_GRACE_S = 5.0
+
+
+class Pipeline:
+    """Batcher, dispatcher and purger over one store, started and stopped together."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.egress = Egress(
+            timeout_s=settings.delivery_timeout_s,
+            accept_any_2xx=settings.accept_any_2xx,
+            allow_private=settings.allow_private_endpoints,
+        )
+        self.dispatcher = Dispatcher(store, settings, self.egress)
+        self.batcher = Batcher(store, settings, on_formed=self.dispatcher.notify)
+        self.purger = Purger(store, settings)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def events_recorded(self) -> None:
+        """Called after events are stored, so they are batched without waiting for the next poll."""
+        self.batcher.notify()
+
+    def webhooks_due(self) -> None:
+        """Called after a webhook is made due (resend), so it is sent without waiting for the next poll."""
+        self.dispatcher.notify()
+
+    async def start(self, *, single_process: bool) -> None:
+        """Start the loops. On a single-process store, leases left by a process that died are dropped first,
+        so webhooks that were in flight are tried again."""
+        await self.egress.start()
+        if single_process:
+            released = await self.store.release_leases()
+            if released:
+                log.info("%d webhooks were in flight when the service last stopped; trying them again", released)
+        self._tasks = [
+            asyncio.create_task(self.batcher.run(), name="batcher"),
+            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.dispatcher.run_flusher(), name="attempt-log"),
+            asyncio.create_task(self.purger.run(), name="purger"),
+        ]
+
+    async def run_once(self) -> None:
+        """For tests and tools: form and send everything due now, and wait for the outcomes."""
+        await self.batcher.run_once()
+        await self.dispatcher.run_once()
+
+    async def stop(self) -> None:
+        """Stop forming and claiming, let tries in flight end, log them, close the HTTP session."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.dispatcher.drain(SHUTDOWN_GRACE_S)
+        await self.egress.close()

@@ -1,0 +1,89 @@
+"""The batcher: pending events → signed webhooks of at most ``batch_max_events``, per configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from webhook_manager.batching import plan_batches
+from webhook_manager.ids import new_ids
+from webhook_manager.model import Configuration, Formed, NewWebhook, PendingBundle, Subject
+from webhook_manager.payload import webhook_body
+from webhook_manager.settings import Settings
+from webhook_manager.store import Store
+from webhook_manager.timefmt import now_ms
+
+log = logging.getLogger("webhook_manager.batcher")
+
+IDLE_POLL_S = 0.25  # events recorded by another process are found this often
+ERROR_PAUSE_S = 1.0
+
+
+class Batcher:
+    """Forms webhooks whenever events arrive, a held-back batch comes due, or (for events recorded by other
+    processes) every ``IDLE_POLL_S``."""
+
+    def __init__(self, store: Store, settings: Settings, on_formed: Callable[[], None]) -> None:
+        self._store = store
+        self._max_events = settings.batch_max_events
+        self._linger_ms = settings.batch_linger_ms
+        self._on_formed = on_formed
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Events were recorded: look now."""
+        self._wake.set()
+
+    def form(
+        self, subject: Subject, bundles: list[PendingBundle], configurations: list[Configuration], complete: bool
+    ) -> Formed:
+        """The pure step run inside the store's transaction: plan batches, then one webhook per batch per
+        configuration, each with its own id and hmac. Events of a subject with no enabled configuration left
+        are dropped (advanced without a webhook), as unmatched events are on arrival."""
+        client_code, table, action = subject
+        plan = plan_batches(
+            bundles,
+            max_events=self._max_events,
+            linger_ms=0 if not configurations else self._linger_ms,
+            now_ms=now_ms(),
+            complete=complete,
+        )
+        webhooks: list[NewWebhook] = []
+        if configurations:
+            ids = iter(new_ids(len(plan.batches) * len(configurations)))
+            for batch in plan.batches:
+                for c in configurations:
+                    webhook_id = next(ids)
+                    body = webhook_body(webhook_id, c.secret, client_code, table, action, batch)
+                    webhooks.append(
+                        NewWebhook(webhook_id, c.id, client_code, table, action, c.endpoint, len(batch), body)
+                    )
+        return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
+
+    async def run_once(self) -> tuple[int, int | None]:
+        """Form what is due now; return (webhooks made, when a held-back batch comes due)."""
+        made, wake_at = await self._store.form_webhooks(self.form, now_ms())
+        if made:
+            self._on_formed()
+        return made, wake_at
+
+    async def run(self) -> None:
+        """Form webhooks until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                made, wake_at = await self.run_once()
+            except Exception:
+                log.exception("forming webhooks failed; trying again")
+                await asyncio.sleep(ERROR_PAUSE_S)
+                continue
+            if made:
+                continue  # there may be more than one round's worth
+            timeout = IDLE_POLL_S
+            if wake_at is not None:
+                timeout = min(timeout, max(wake_at - now_ms(), 0) / 1000)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
