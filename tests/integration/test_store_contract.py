@@ -111,8 +111,8 @@ async def test_replace_changes_every_field_but_id_client_and_creation(store: Sto
 async def test_remove_only_the_clients_own(store: Store) -> None:
     c = configuration("100", 10)
     await store.create_configuration(c)
-    assert not await store.remove_configuration("200", c.id)
+    assert not await store.remove_configuration("200", c.id, 1)
     assert await store.get_configuration("100", c.id) == c
-    assert await store.remove_configuration("100", c.id)
-    assert not await store.remove_configuration("100", c.id)
+    assert await store.remove_configuration("100", c.id, 1)
+    assert not await store.remove_configuration("100", c.id, 1)
     assert await store.list_configurations("100") == []

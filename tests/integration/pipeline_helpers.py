@@ -1,0 +1,57 @@
+"""Helpers for pipeline tests: configurations and events straight into a real store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from webhook_manager.events import TimestampReader, parse_event_batch
+from webhook_manager.ids import new_id
+from webhook_manager.model import Action, Configuration
+from webhook_manager.payload import TimestampFormatter
+from webhook_manager.store import Store
+from webhook_manager.timefmt import now_ms
+
+
+async def add_configuration(
+    store: Store,
+    endpoint: str,
+    *,
+    client_code: str = "100",
+    table: str = "product",
+    action: str = "insert",
+    secret: str = "mySecretWord",
+    disabled: bool = False,
+) -> Configuration:
+    now = now_ms()
+    c = Configuration(new_id(), client_code, table, Action(action), endpoint, secret, disabled, now, now)
+    await store.create_configuration(c)
+    return c
+
+
+async def record(
+    store: Store,
+    row_ids: range | list[int],
+    *,
+    client_code: str = "100",
+    table: str = "product",
+    action: str = "insert",
+    data: Any = None,
+    timestamp: str = "2020-01-01 00:00:00",
+) -> bool:
+    """Record events the way ``POST /v1/event`` does (checked, in wire form, one bundle per 10 000)."""
+    recorded = False
+    rows = list(row_ids)
+    for start in range(0, len(rows), 10_000):
+        body = {
+            "table": table,
+            "action": action,
+            "items": [{"rowId": r, "timestamp": timestamp, "data": data} for r in rows[start : start + 10_000]],
+        }
+        now = now_ms()
+        batch = parse_event_batch(body, reader=TimestampReader("UTC"), now=TimestampFormatter("UTC"), now_ms=now)
+        recorded = await store.record_events(
+            client_code, table, action, orjson.dumps(batch.items), len(batch.items), now
+        )
+    return recorded

@@ -1,0 +1,313 @@
+"""Events → batches → signed webhooks → real receivers, with every try logged (CONTRACT.md §6)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from tests.integration.pipeline_helpers import add_configuration, record
+from tests.receiver import Receiver
+from webhook_manager.model import WebhookStatus
+from webhook_manager.pipeline import Pipeline
+from webhook_manager.settings import Settings
+from webhook_manager.signing import erply_hmac
+from webhook_manager.store import Store, open_store
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+def make_settings(tmp_path: Path, **changes: Any) -> Settings:
+    base: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'wm.db'}",
+        "allow_private_endpoints": True,
+        "batch_linger_ms": 0,
+        "retry_delay_s": 0,
+    }
+    return Settings(**{**base, **changes})
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(make_settings(tmp_path).database_url)
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def pipeline(tmp_path: Path, store: Store) -> AsyncIterator[Pipeline]:
+    p = Pipeline(store, make_settings(tmp_path))
+    await p.egress.start()
+    yield p
+    await p.egress.close()
+
+
+async def history(store: Store, client_code: str = "100") -> list[Any]:
+    return await store.list_webhooks(client_code, None, None, 100)
+
+
+async def test_250_events_make_webhooks_of_100_100_and_50(store: Store, pipeline: Pipeline, receiver: Receiver) -> None:
+    await add_configuration(store, receiver.url("/status/200"))
+    assert await record(store, range(1, 251))
+    await pipeline.run_once()
+    bodies = receiver.bodies()
+    assert sorted(int(b["eventCount"]) for b in bodies) == [50, 100, 100]
+    row_ids = [item["rowId"] for b in bodies for item in b["items"]]
+    assert sorted(row_ids) == list(range(1, 251))
+    for b in bodies:
+        assert list(b) == ["id", "hmac", "clientCode", "table", "action", "eventCount", "items"]
+        assert b["eventCount"] == str(len(b["items"]))
+        assert b["hmac"] == erply_hmac("mySecretWord", b["id"])
+        assert (b["clientCode"], b["table"], b["action"]) == ("100", "product", "insert")
+        assert b["items"][0] == {"rowId": b["items"][0]["rowId"], "timestamp": "2020-01-01 00:00:00", "data": None}
+    assert {w.status for w in await history(store)} == {WebhookStatus.SENT}
+
+
+async def test_5000_events_make_exactly_50_webhooks(store: Store, pipeline: Pipeline, receiver: Receiver) -> None:
+    await add_configuration(store, receiver.url("/status/200"))
+    await record(store, range(5000))
+    await pipeline.run_once()
+    bodies = receiver.bodies()
+    assert len(bodies) == 50 and all(b["eventCount"] == "100" for b in bodies)
+    assert sorted(i["rowId"] for b in bodies for i in b["items"]) == list(range(5000))
+
+
+async def test_a_partial_batch_waits_for_the_linger(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    p = Pipeline(store, make_settings(tmp_path, batch_linger_ms=60_000))
+    await p.egress.start()
+    try:
+        await add_configuration(store, receiver.url("/status/200"))
+        await record(store, range(130))
+        await p.run_once()
+        assert [b["eventCount"] for b in receiver.bodies()] == ["100"]  # the 30 wait for the linger
+        made, wake_at = await p.batcher.run_once()
+        assert made == 0 and wake_at is not None
+    finally:
+        await p.egress.close()
+
+
+async def test_every_try_is_signed_with_standard_webhooks_headers(
+    store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await add_configuration(store, receiver.url("/status/200"), secret="s3cr3t")
+    await record(store, range(3))
+    await pipeline.run_once()
+    (got,) = receiver.received
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["User-Agent"].startswith("webhook-manager/")
+    assert got.headers["webhook-id"] == got.json["id"]
+    Webhook(b"s3cr3t").verify(got.body, got.headers)
+
+
+async def test_an_empty_secret_sends_no_signature_headers(store: Store, pipeline: Pipeline, receiver: Receiver) -> None:
+    await add_configuration(store, receiver.url("/status/200"), secret="")
+    await record(store, range(3))
+    await pipeline.run_once()
+    (got,) = receiver.received
+    assert "webhook-signature" not in got.headers
+    assert got.json["hmac"] == erply_hmac("", got.json["id"])
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+async def test_always_500_is_retries_plus_one_tries_then_failed(
+    tmp_path: Path, store: Store, receiver: Receiver, retries: int
+) -> None:
+    p = Pipeline(store, make_settings(tmp_path, retries=retries))
+    await p.egress.start()
+    try:
+        await add_configuration(store, receiver.url("/status/500"))
+        await record(store, range(5))
+        await p.run_once()
+        await p.run_once()  # nothing more is tried once it has failed
+    finally:
+        await p.egress.close()
+    assert len(receiver.received) == retries + 1
+    assert len({r.body for r in receiver.received}) == 1  # the same id and body on every try
+    (w,) = await history(store)
+    assert (w.status, w.tries, w.last_failure) == (WebhookStatus.FAILED, retries + 1, "HTTP 500")
+
+
+async def test_500_then_200_is_sent_after_two_tries(store: Store, pipeline: Pipeline, receiver: Receiver) -> None:
+    await add_configuration(store, receiver.url("/flaky/1"))
+    await record(store, range(5))
+    await pipeline.run_once()
+    (w,) = await history(store)
+    assert (w.status, w.tries, w.last_failure) == (WebhookStatus.SENT, 2, "HTTP 500")
+    found = await store.get_webhook("100", w.id)
+    assert found is not None
+    assert [(a.http_status, a.error) for a in found[2]] == [(500, "HTTP 500"), (200, "")]
+
+
+async def test_201_fails_unless_any_2xx_is_accepted(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    await add_configuration(store, receiver.url("/status/201"))
+    for accept, expected in [(False, WebhookStatus.FAILED), (True, WebhookStatus.SENT)]:
+        p = Pipeline(store, make_settings(tmp_path, retries=0, accept_any_2xx=accept))
+        await p.egress.start()
+        await record(store, range(1))
+        await p.run_once()
+        await p.egress.close()
+        assert (await history(store))[0].status == expected
+
+
+async def test_a_redirect_is_a_failed_try_and_not_followed(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    p = Pipeline(store, make_settings(tmp_path, retries=0))
+    await p.egress.start()
+    await add_configuration(store, receiver.url("/redirect"))
+    await record(store, range(1))
+    await p.run_once()
+    await p.egress.close()
+    assert [r.path for r in receiver.received] == ["/redirect"]
+    (w,) = await history(store)
+    assert w.status == WebhookStatus.FAILED and w.last_failure == "HTTP 302 (redirect not followed)"
+
+
+async def test_a_reset_connection_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    p = Pipeline(store, make_settings(tmp_path, retries=0))
+    await p.egress.start()
+    await add_configuration(store, receiver.url("/reset"))
+    await record(store, range(1))
+    await p.run_once()
+    await p.egress.close()
+    (w,) = await history(store)
+    assert w.status == WebhookStatus.FAILED
+    assert w.last_failure in ("connection reset", "connection closed before an answer")
+
+
+async def test_retry_after_is_honoured(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0))
+    await p.egress.start()
+    await add_configuration(store, receiver.url("/retry-after/120"))
+    await record(store, range(1))
+    await p.run_once()
+    await p.egress.close()
+    (w,) = await history(store)
+    assert (w.status, w.tries, w.last_failure) == (WebhookStatus.RETRYING, 1, "HTTP 429")
+    due = await store.claim_due_webhooks(2**62, 10, 1000)  # due only far in the future …
+    assert len(due) == 1
+    assert await store.claim_due_webhooks(int(asyncio.get_running_loop().time()), 10, 1000) == []
+
+
+async def test_a_sleeper_past_the_timeout_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    p = Pipeline(store, make_settings(tmp_path, retries=0))  # the default 5 s timeout
+    await p.egress.start()
+    await add_configuration(store, receiver.url("/slow/6"))
+    await record(store, range(1))
+    await p.run_once()
+    await p.egress.close()
+    (w,) = await history(store)
+    assert (w.status, w.last_failure) == (WebhookStatus.FAILED, "timed out after 5.0 s")
+
+
+async def test_connection_refused_in_plain_words(tmp_path: Path, store: Store, pipeline: Pipeline) -> None:
+    p = Pipeline(store, make_settings(tmp_path, retries=0))
+    await p.egress.start()
+    await add_configuration(store, "http://127.0.0.1:9/hook")
+    await record(store, range(1))
+    await p.run_once()
+    await p.egress.close()
+    assert (await history(store))[0].last_failure == "connection refused"
+
+
+async def test_two_configurations_get_their_own_webhooks_and_signatures(
+    store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await add_configuration(store, receiver.url("/status/200"), secret="first")
+    await add_configuration(store, receiver.url("/status/200"), secret="second")
+    await add_configuration(store, receiver.url("/status/200"), secret="off", disabled=True)
+    await record(store, range(150))
+    await pipeline.run_once()
+    bodies = receiver.bodies()
+    assert len(bodies) == 4 and len({b["id"] for b in bodies}) == 4
+    secrets = {"first": 0, "second": 0}
+    for got in receiver.received:
+        body = got.json
+        for secret in secrets:
+            if body["hmac"] == erply_hmac(secret, body["id"]):
+                secrets[secret] += 1
+                Webhook(secret.encode()).verify(got.body, got.headers)
+    assert secrets == {"first": 2, "second": 2}
+    for secret in ("first", "second"):
+        rows = sorted(i["rowId"] for b in bodies if b["hmac"] == erply_hmac(secret, b["id"]) for i in b["items"])
+        assert rows == list(range(150))
+
+
+async def test_events_for_a_disabled_configuration_are_dropped(store: Store, pipeline: Pipeline) -> None:
+    await add_configuration(store, "http://127.0.0.1:9/x", disabled=True)
+    assert not await record(store, range(10))
+    await pipeline.run_once()
+    assert await history(store) == []
+
+
+async def test_a_removed_configurations_unsent_webhooks_end_failed(
+    tmp_path: Path, store: Store, receiver: Receiver
+) -> None:
+    removed = await add_configuration(store, receiver.url("/status/200"))
+    disabled = await add_configuration(store, receiver.url("/status/200"), table="invoice")
+    await record(store, range(120))
+    await record(store, range(5), table="invoice")
+    p = Pipeline(store, make_settings(tmp_path))
+    await p.batcher.run_once()  # formed, not sent
+    assert await store.remove_configuration("100", removed.id, 1)
+    from webhook_manager.model import ConfigurationInput
+
+    off = ConfigurationInput("invoice", disabled.action, disabled.endpoint, disabled.secret, disabled=True)
+    assert await store.replace_configuration("100", disabled.id, off, 2)
+    await p.egress.start()
+    await p.run_once()
+    await p.egress.close()
+    assert receiver.received == []
+    webhooks = await history(store)
+    assert len(webhooks) == 3
+    assert {(w.table, w.status, w.last_failure, w.tries) for w in webhooks} == {
+        ("product", WebhookStatus.FAILED, "configuration removed", 0),
+        ("invoice", WebhookStatus.FAILED, "configuration disabled", 0),
+    }
+
+
+async def test_a_name_that_resolves_to_a_private_address_fails_the_try(tmp_path: Path, store: Store) -> None:
+    p = Pipeline(store, make_settings(tmp_path, allow_private_endpoints=False, retries=0))
+    await p.egress.start()
+    await add_configuration(store, "http://localhost:9/hook")
+    await add_configuration(store, "http://10.0.0.1/hook", table="a")
+    await add_configuration(store, "http://[::ffff:127.0.0.1]:9/hook", table="b")
+    for table in ("product", "a", "b"):
+        await record(store, range(1), table=table)
+    await p.run_once()
+    await p.egress.close()
+    failures = {w.table: w.last_failure for w in await history(store)}
+    assert failures["product"].startswith("blocked: localhost resolves to ")
+    assert "loopback" in failures["product"]
+    assert failures["a"] == "blocked: 10.0.0.1 is a private address"
+    assert failures["b"] == "blocked: ::ffff:7f00:1 is a loopback address"  # IPv4-mapped 127.0.0.1
+
+
+async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
+    tmp_path: Path, store: Store, receiver: Receiver
+) -> None:
+    settings = make_settings(tmp_path, batch_max_events=1, max_in_flight_per_endpoint=8, max_in_flight=64)
+    await add_configuration(store, receiver.url("/hang"), table="stuck")
+    await add_configuration(store, receiver.url("/status/200"), table="healthy")
+    await record(store, range(200), table="stuck")
+    await record(store, range(200), table="healthy")
+    p = Pipeline(store, settings)
+    await p.start(single_process=True)
+    try:
+        healthy = await receiver.wait_for(200, "/status/200", timeout=4.5)  # before the first 5 s timeout
+        assert len(healthy) == 200
+        hung = [r for r in receiver.received if r.path == "/hang"]
+        assert 0 < len(hung) <= 8  # the stuck endpoint held only its own share
+        stuck = await store.list_webhooks("100", "stuck", None, 100)
+        assert all(w.tries == 0 for w in stuck)
+    finally:
+        await p.stop()
