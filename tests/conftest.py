@@ -62,14 +62,19 @@ class LiveServer:
         self.sock.close()
 
 
-def start_server(settings: Settings, store: Any = None) -> LiveServer:
+def start_server(settings: Settings, store: Any = None, *, run_pipeline: bool = False) -> LiveServer:
     """Serve the app on a fresh socket; with ``store``, over that store instead of opening one."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings, store), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="uvloop"
+        create_app(settings, store, run_pipeline=run_pipeline),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        loop="uvloop",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

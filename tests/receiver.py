@@ -115,9 +115,38 @@ class Receiver:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         assert site._server is not None
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class ThreadedReceiver:
+    """A :class:`Receiver` on its own event loop in a thread, for synchronous tests."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.receiver = Receiver()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.receiver.start(), self._loop).result(10)
+
+    def url(self, path: str) -> str:
+        return self.receiver.url(path)
+
+    @property
+    def received(self) -> list[Received]:
+        return list(self.receiver.received)
+
+    def wait_for(self, count: int, path: str | None = None, timeout: float = 20.0) -> list[Any]:
+        return asyncio.run_coroutine_threadsafe(self.receiver.wait_for(count, path, timeout), self._loop).result()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.receiver.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()

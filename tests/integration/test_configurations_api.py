@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -13,9 +12,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 
-from tests.conftest import IN_CI, SPEC_DIR, Client, LiveServer, create_account, run, start_server, verify_user
+from tests.conftest import Client, LiveServer, create_account, run, start_server, verify_user
+from tests.swagger import problems, strict_definitions
 from webhook_manager import accounts
 from webhook_manager.model import Session
 from webhook_manager.settings import Settings
@@ -33,18 +32,7 @@ MAX_BODY = 64 * 1024
 
 @pytest.fixture(scope="module")
 def definitions() -> dict[str, Any]:
-    """Swagger's definitions made strict: every property required, no other key allowed."""
-    path = SPEC_DIR / "erply-webhook-openapi.json"
-    if not path.is_file():
-        if IN_CI:
-            pytest.fail(f"{path} is missing")
-        pytest.skip(f"{path} is missing")
-    strict = {}
-    for name, definition in json.loads(path.read_text(encoding="utf-8"))["definitions"].items():
-        strict[name] = copy.deepcopy(definition)
-        strict[name]["required"] = sorted(definition.get("properties", {}))
-        strict[name]["additionalProperties"] = False
-    return strict
+    return strict_definitions()
 
 
 class Check:
@@ -58,9 +46,8 @@ class Check:
         assert answer.status_code == status, (where, answer.status_code, answer.text)
         assert answer.headers["content-type"].startswith("application/json"), where
         body = orjson.loads(answer.content)
-        validator = Draft4Validator({"definitions": self.definitions, **node})
-        problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
-        assert not problems, (where, problems)
+        found = problems(self.definitions, node, body)
+        assert not found, (where, found)
         return body
 
     def config(self, answer: httpx.Response) -> dict[str, Any]:

@@ -1,0 +1,206 @@
+"""``/v1/event`` and ``/v1/webhook`` over real HTTP, with the pipeline running and a real receiver."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import Client, create_account, start_server, verify_user
+from tests.receiver import ThreadedReceiver
+from tests.swagger import array_of, problems, strict_definitions
+from webhook_manager.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dict[str, Any]:
+    return strict_definitions()
+
+
+@pytest.fixture
+def receiver() -> Iterator[ThreadedReceiver]:
+    r = ThreadedReceiver()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'wm.db'}",
+        allow_private_endpoints=True,
+        batch_linger_ms=0,
+        retry_delay_s=0,
+    )
+    live = start_server(settings, run_pipeline=True)
+    for code in ("100", "200"):
+        create_account(settings, code, "alice", "correct horse battery")
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        yield http
+    live.stop()
+
+
+def login(http: httpx.Client, code: str) -> Client:
+    answer = verify_user(http, code, "alice", "correct horse battery")
+    return Client(code, answer["records"][0]["sessionKey"])
+
+
+def configure(http: httpx.Client, who: Client, endpoint: str, table: str = "product", action: str = "insert") -> str:
+    body = {"table": table, "action": action, "endpoint": endpoint, "secret": "mySecretWord"}
+    answer = http.post("/v1/webhook-configuration", json=body, headers=who.headers)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["id"])
+
+
+def post_events(http: httpx.Client, who: Client, items: list[dict[str, Any]], **envelope: Any) -> httpx.Response:
+    body = {"table": "product", "action": "insert", "items": items, **envelope}
+    return http.post("/v1/event", content=orjson.dumps(body), headers=who.headers)
+
+
+def events(http: httpx.Client, who: Client, **params: Any) -> httpx.Response:
+    return http.get("/v1/event", params={"table": "product", "action": "insert", **params}, headers=who.headers)
+
+
+def wait_until(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return result
+
+
+def test_recorded_events_become_webhooks_and_show_in_the_logs(
+    service: httpx.Client, receiver: ThreadedReceiver, definitions: dict[str, Any]
+) -> None:
+    alice = login(service, "100")
+    configure(service, alice, receiver.url("/status/200"))
+    answer = post_events(service, alice, [{"rowId": i, "timestamp": "2020-01-01 00:00:00"} for i in range(150)])
+    assert answer.json() == {"received": 150, "recorded": 150}
+    bodies = receiver.wait_for(2)
+    assert sorted(int(b["eventCount"]) for b in bodies) == [50, 100]
+
+    def all_sent() -> list[Any] | None:
+        log: list[Any] = service.get("/v1/webhook", headers=alice.headers).json()
+        return log if len(log) == 2 and all(w["status"] == "sent" for w in log) else None
+
+    log = wait_until(all_sent)
+    assert not problems(definitions, array_of("models.OutputWebhook"), log)
+    assert {(w["status"], w["tries"], w["lastFailure"], w["eventCount"]) for w in log} == {
+        ("sent", 1, "", 100),
+        ("sent", 1, "", 50),
+    }
+    assert {w["id"] for w in log} == {b["id"] for b in bodies}
+
+    listed = events(service, alice, limit=200).json()
+    assert not problems(definitions, array_of("models.OutputEvent"), listed)
+    assert len(listed) == 100  # cut to 100
+    assert [e["rowID"] for e in listed[:3]] == [149, 148, 147]  # newest first
+    assert {e["status"] for e in listed} == {"processed"}
+    assert listed[0]["eventDate"] == "2020-01-01T00:00:00.000Z"
+    assert len(events(service, alice).json()) == 20
+
+    detail = service.get(f"/v1/webhook/{bodies[0]['id']}", headers=alice.headers).json()
+    got = next(r for r in receiver.received if r.json["id"] == bodies[0]["id"])
+    assert detail["payload"].encode() == got.body
+    assert [(a["httpStatus"], a["error"]) for a in detail["attempts"]] == [(200, "")]
+    assert set(detail["attempts"][0]) == {"at", "durationMs", "httpStatus", "error"}
+
+
+def test_webhook_log_filters_and_limits(service: httpx.Client, receiver: ThreadedReceiver) -> None:
+    alice = login(service, "100")
+    configure(service, alice, receiver.url("/status/200"))
+    configure(service, alice, receiver.url("/status/200"), table="invoice", action="delete")
+    post_events(service, alice, [{"rowId": 1}])
+    post_events(service, alice, [{"rowId": 2}], table="invoice", action="delete")
+    receiver.wait_for(2)
+    get = lambda **p: service.get("/v1/webhook", params=p, headers=alice.headers)  # noqa: E731
+    assert [w["table"] for w in get().json()] == ["invoice", "product"]  # newest first
+    assert [w["table"] for w in get(table="product").json()] == ["product"]
+    assert [w["action"] for w in get(action="delete").json()] == ["delete"]
+    assert get(table="product", action="delete").json() == []
+    assert len(get(limit=1).json()) == 1
+    for bad in ("0", "-1", "many"):
+        answer = get(limit=bad)
+        assert answer.status_code == 400 and "limit" in answer.json()["error"]
+
+
+def test_get_events_needs_table_and_action(service: httpx.Client) -> None:
+    alice = login(service, "100")
+    for params, field in [({"action": "insert"}, "table"), ({"table": "product"}, "action")]:
+        answer = service.get("/v1/event", params=params, headers=alice.headers)
+        assert answer.status_code == 400 and field in answer.json()["error"]
+    assert events(service, alice, limit=0).status_code == 400
+
+
+def test_a_bad_item_is_400_naming_it_and_nothing_is_stored(service: httpx.Client, receiver: ThreadedReceiver) -> None:
+    alice = login(service, "100")
+    configure(service, alice, receiver.url("/status/200"))
+    answer = post_events(service, alice, [{"rowId": 1}, {"rowId": 2}, {"rowId": "3"}])
+    assert answer.status_code == 400
+    assert "items[2].rowId" in answer.json()["error"]
+    assert post_events(service, alice, [{"timestamp": "nope"}]).json()["error"].startswith("items[0].timestamp")
+    assert service.post("/v1/event", content=b"{", headers=alice.headers).status_code == 400
+    assert events(service, alice).json() == []
+
+
+def test_events_without_a_matching_configuration_are_dropped(service: httpx.Client) -> None:
+    alice = login(service, "100")
+    assert post_events(service, alice, [{"rowId": 1}] * 3).json() == {"received": 3, "recorded": 0}
+    assert events(service, alice).json() == []
+
+
+def test_10000_items_per_call_and_413_past_16_mib(service: httpx.Client, receiver: ThreadedReceiver) -> None:
+    alice = login(service, "100")
+    configure(service, alice, receiver.url("/status/200"))
+    assert post_events(service, alice, [{"rowId": i} for i in range(10_000)]).json() == {
+        "received": 10_000,
+        "recorded": 10_000,
+    }
+    answer = post_events(service, alice, [{"rowId": 1}] * 10_001)
+    assert answer.status_code == 400 and "items" in answer.json()["error"]
+    huge = post_events(service, alice, [{"rowId": 1, "data": "x" * 2000}] * 9000)  # ~18 MB
+    assert huge.status_code == 413 and "error" in huge.json()
+    assert len(receiver.wait_for(100)) == 100
+
+
+def test_clients_see_only_their_own_events_and_webhooks(service: httpx.Client, receiver: ThreadedReceiver) -> None:
+    alice, bob = login(service, "100"), login(service, "200")
+    configure(service, alice, receiver.url("/status/200"))
+    post_events(service, alice, [{"rowId": 1}])
+    (body,) = receiver.wait_for(1)
+    assert post_events(service, bob, [{"rowId": 1}]).json()["recorded"] == 0
+    assert service.get("/v1/webhook", headers=bob.headers).json() == []
+    assert events(service, bob).json() == []
+    assert service.get(f"/v1/webhook/{body['id']}", headers=bob.headers).status_code == 404
+    assert service.post(f"/v1/webhook/{body['id']}/resend", headers=bob.headers).status_code == 404
+    assert service.post("/v1/event", json={}, headers={"clientCode": "100"}).status_code == 401
+    assert service.get("/v1/webhook").status_code == 401
+
+
+def test_resend_gives_a_failed_webhook_a_new_round_with_the_same_id(
+    service: httpx.Client, receiver: ThreadedReceiver
+) -> None:
+    alice = login(service, "100")
+    configure(service, alice, receiver.url("/flaky/2"))  # 500, 500, then 200
+    post_events(service, alice, [{"rowId": 1}])
+    failed = wait_until(
+        lambda: [w for w in service.get("/v1/webhook", headers=alice.headers).json() if w["status"] == "failed"]
+    )
+    (webhook,) = failed
+    assert (webhook["tries"], webhook["lastFailure"]) == (2, "HTTP 500")  # RETRIES=1: two tries
+    answer = service.post(f"/v1/webhook/{webhook['id']}/resend", headers=alice.headers)
+    assert answer.status_code == 200 and answer.json()["id"] == webhook["id"]
+    sent = wait_until(
+        lambda: [w for w in service.get("/v1/webhook", headers=alice.headers).json() if w["status"] == "sent"]
+    )
+    assert sent[0]["tries"] == 3
+    assert len({r.body for r in receiver.received}) == 1  # the same body, id and hmac on every try
+    again = service.post(f"/v1/webhook/{webhook['id']}/resend", headers=alice.headers)
+    assert again.status_code == 409 and "sent" in again.json()["error"]
+    assert service.post("/v1/webhook/0123456789abcdef01234567/resend", headers=alice.headers).status_code == 404
+    assert service.get("/v1/webhook/nothex", headers=alice.headers).status_code == 400

@@ -1,0 +1,71 @@
+"""Golden tests for the bytes others verify: the body, its hmac and the Standard Webhooks signature."""
+
+from __future__ import annotations
+
+import orjson
+from standardwebhooks import Webhook
+
+from webhook_manager.payload import TimestampFormatter, webhook_body
+from webhook_manager.signing import erply_hmac, standard_headers, standard_signature, verify_hmac
+
+ITEMS = [
+    {"rowId": 1, "timestamp": "2020-01-01 00:00:00", "data": None},
+    {"rowId": 0, "timestamp": "2020-01-01 00:00:00", "data": None},
+]
+
+
+def test_the_contracts_hmac_test_vector() -> None:
+    assert (
+        erply_hmac("mySecretWord", "6284e24920ab9a8b363344dd")
+        == "49bd805ee40c169780f7d0ce68a9d89ac29de9fdfc876d1d2ba3d6802b162c72"
+    )
+    assert verify_hmac(
+        "mySecretWord", "6284e24920ab9a8b363344dd", "49BD805EE40C169780F7D0CE68A9D89AC29DE9FDFC876D1D2BA3D6802B162C72"
+    )
+    assert not verify_hmac(
+        "otherSecret", "6284e24920ab9a8b363344dd", erply_hmac("mySecretWord", "6284e24920ab9a8b363344dd")
+    )
+
+
+def test_the_body_byte_for_byte() -> None:
+    body = webhook_body("6284e24920ab9a8b363344dd", "mySecretWord", "100", "product", "insert", ITEMS)
+    assert body == (
+        b'{"id":"6284e24920ab9a8b363344dd",'
+        b'"hmac":"49bd805ee40c169780f7d0ce68a9d89ac29de9fdfc876d1d2ba3d6802b162c72",'
+        b'"clientCode":"100","table":"product","action":"insert","eventCount":"2",'
+        b'"items":[{"rowId":1,"timestamp":"2020-01-01 00:00:00","data":null},'
+        b'{"rowId":0,"timestamp":"2020-01-01 00:00:00","data":null}]}'
+    )
+
+
+def test_data_is_carried_as_given_and_unicode_stays_utf8() -> None:
+    items = [{"rowId": 7, "timestamp": "2020-01-01 00:00:00", "data": {"name": "Õun", "price": 1.5, "tags": [1, None]}}]
+    body = webhook_body("6284e24920ab9a8b363344dd", "", "100", "product", "update", items)
+    assert "Õun".encode() in body
+    assert orjson.loads(body)["items"] == items
+
+
+def test_standard_webhooks_signature_golden_and_verified_by_the_official_library() -> None:
+    body = webhook_body("6284e24920ab9a8b363344dd", "mySecretWord", "100", "product", "insert", ITEMS)
+    signature = standard_signature("mySecretWord", "6284e24920ab9a8b363344dd", 1700000000, body)
+    assert signature == standard_signature("mySecretWord", "6284e24920ab9a8b363344dd", 1700000000, body)
+    assert signature.startswith("v1,") and len(signature) == 3 + 44
+    headers = standard_headers("mySecretWord", "6284e24920ab9a8b363344dd", 1700000000, body)
+    assert headers == {
+        "webhook-id": "6284e24920ab9a8b363344dd",
+        "webhook-timestamp": "1700000000",
+        "webhook-signature": signature,
+    }
+    # The library checks the timestamp against its clock, so verify a fresh one.
+    import time
+
+    now = int(time.time())
+    Webhook(b"mySecretWord").verify(body, standard_headers("mySecretWord", "6284e24920ab9a8b363344dd", now, body))
+    assert standard_headers("", "6284e24920ab9a8b363344dd", now, body) == {}
+
+
+def test_timestamps_in_the_configured_zone() -> None:
+    assert TimestampFormatter("UTC")(1577836800_000) == "2020-01-01 00:00:00"
+    assert TimestampFormatter("Europe/Tallinn")(1577836800_000) == "2020-01-01 02:00:00"
+    fmt = TimestampFormatter("UTC")
+    assert fmt(1577836800_999) == "2020-01-01 00:00:00" and fmt(1577836801_000) == "2020-01-01 00:00:01"
