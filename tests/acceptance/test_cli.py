@@ -2,74 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-COMMAND = str(Path(sys.executable).parent / "webhook-manager")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty folder as the current directory, with no WEBHOOK_MANAGER_* settings inherited."""
-    for name in list(os.environ):
-        if name.startswith("WEBHOOK_MANAGER_"):
-            monkeypatch.delenv(name)
-    return tmp_path
-
-
-def wm(workdir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [COMMAND, *args], cwd=workdir, input=stdin, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-class Served:
-    def __init__(self, process: subprocess.Popen[str], url: str, banner: list[str]) -> None:
-        self.process, self.url, self.banner = process, url, banner
-
-
-def serve(workdir: Path, *args: str) -> Iterator[Served]:
-    port = free_port()
-    process = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port), *args],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    banner: list[str] = []
-    try:
-        deadline = time.monotonic() + 30
-        assert process.stdout is not None
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            banner.append(line)
-            if "listening on" in line:
-                yield Served(process, f"http://127.0.0.1:{port}", banner)
-                return
-        pytest.fail(f"serve did not start: {banner} {process.stderr.read() if process.stderr else ''}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+from tests.acceptance.cli import serve, wm
 
 
 def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
