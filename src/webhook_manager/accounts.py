@@ -27,6 +27,8 @@ from webhook_manager.store import Store
 DEFAULT_SESSION_LENGTH_S = 3600
 MAX_SESSION_LENGTH_S = 86_400
 MIN_PASSWORD_LENGTH = 8
+MAX_USERNAME_LENGTH = 255
+EXPIRED_KEPT_MS = 86_400_000
 BOOTSTRAP_CLIENT_CODE = "100"
 BOOTSTRAP_USERNAME = "admin"
 CLIENT_CODE_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
@@ -99,6 +101,8 @@ def session_length(raw: str | int | None) -> int:
     """The session length asked for, in seconds: default 3600, cut to 86400; raise ValueError when bad."""
     if raw is None or raw == "":
         return DEFAULT_SESSION_LENGTH_S
+    if isinstance(raw, bool) or not (isinstance(raw, int) or (raw.isascii() and raw.isdigit() and len(raw) <= 9)):
+        raise ValueError("sessionLength must be a whole number of seconds")
     value = int(raw)
     if value < 1:
         raise ValueError("sessionLength must be a positive number of seconds")
@@ -118,22 +122,21 @@ async def verify_user(
     """Log a user in (Erply's verifyUser); raise :class:`LoginError` with 1050, 1051 or 1052."""
     if not username or not password:
         raise LoginError(CREDENTIALS_MISSING, "username or password missing")
+    if CLIENT_CODE_PATTERN.fullmatch(client_code) is None or len(username) > MAX_USERNAME_LENGTH:
+        raise LoginError(LOGIN_FAILED, "login failed")  # cannot exist; not worth a row of failures
     block_ms = settings.login_block_s * 1000
-    failures = await store.login_failures(client_code, username)
-    if (
-        failures is not None
-        and failures.count >= settings.login_max_failures
-        and now_ms < failures.last_failure_ms + block_ms
-    ):
+    # The try is counted before the password is checked, so tries made at once cannot get past the limit;
+    # a success clears the count. While blocked, every try keeps the block going.
+    attempt = await store.record_login_failure(client_code, username, now_ms, restart_before_ms=now_ms - block_ms)
+    if attempt.count > settings.login_max_failures:
         raise LoginError(USER_BLOCKED, "user temporarily blocked after repeated failed logins")
     user = await store.find_user(client_code, username)
-    password_hash = user.password_hash if user is not None else _decoy_hash()
-    matches = await asyncio.to_thread(verify_password, password_hash, password)
-    if user is None or not matches:
-        await store.record_login_failure(client_code, username, now_ms, restart_before_ms=now_ms - block_ms)
+    if user is None:
+        await asyncio.to_thread(verify_password, await asyncio.to_thread(_decoy_hash), password)
         raise LoginError(LOGIN_FAILED, "login failed")
-    if failures is not None:
-        await store.clear_login_failures(client_code, username)
+    if not await asyncio.to_thread(verify_password, user.password_hash, password):
+        raise LoginError(LOGIN_FAILED, "login failed")
+    await store.clear_login_failures(client_code, username)
     key = new_session_key()
     session = Session(
         key_hash=hash_session_key(key),
@@ -142,7 +145,8 @@ async def verify_user(
         created_at_ms=now_ms,
         expires_at_ms=now_ms + length_s * 1000,
     )
-    await store.create_session(session, purge_expired_before_ms=now_ms)
+    # Expired keys are kept a day, so that a client still hears "expired" (1054) rather than "invalid".
+    await store.create_session(session, purge_expired_before_ms=now_ms - EXPIRED_KEPT_MS)
     return NewSession(user=user, key=key, session=session)
 
 
@@ -175,7 +179,7 @@ async def authenticate(store: Store, client_code: str | None, key: str | None, n
 async def create_account(store: Store, client_code: str, username: str, password: str, now_ms: int) -> User:
     """Create a user (and its client when new); raise InvalidInput or Conflict."""
     check_client_code(client_code, "--client-code")
-    if not username or len(username) > 255 or username != username.strip():
+    if not username or len(username) > MAX_USERNAME_LENGTH or username != username.strip():
         raise InvalidInput("--username", "must be 1 to 255 characters without surrounding spaces")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
@@ -187,7 +191,7 @@ async def create_account(store: Store, client_code: str, username: str, password
 
 async def bootstrap_account(store: Store, now_ms: int) -> tuple[User, str] | None:
     """When the store holds no user at all, create client 100 / admin with a random password."""
-    if await store.find_user(BOOTSTRAP_CLIENT_CODE, BOOTSTRAP_USERNAME) is not None:
+    if await store.has_users():
         return None
     password = secrets.token_urlsafe(18)
     password_hash = await asyncio.to_thread(hash_password, password)

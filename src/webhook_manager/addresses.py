@@ -13,7 +13,10 @@ def forbidden_reason(address: IPAddress) -> str | None:
     """Why ``address`` may not receive webhooks (loopback, private, …), or None when it is public."""
     if isinstance(address, ipaddress.IPv6Address):
         # An IPv4 address wrapped in IPv6 (::ffff:a.b.c.d, NAT64 64:ff9b::/96) reaches that IPv4 address.
-        inner = address.ipv4_mapped
+        # So do 6to4 (2002::/16) and Teredo (2001::/32) addresses.
+        inner = address.ipv4_mapped or address.sixtofour
+        if inner is None and address.teredo is not None:
+            inner = address.teredo[1]
         if inner is None and address in _NAT64:
             inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if inner is not None:

@@ -193,9 +193,12 @@ def serve(
     # there before; a no-op one makes a clean stop exit with status 0, as service managers expect.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:
+        server.started = False  # uvicorn exits this way when it cannot bind; it said why above
     if not server.started:
-        fail(f"could not listen on {settings.host}:{settings.port}", 1)
+        fail(f"could not listen on {settings.host}:{settings.port} (WEBHOOK_MANAGER_HOST, WEBHOOK_MANAGER_PORT)", 1)
 
 
 def main() -> None:

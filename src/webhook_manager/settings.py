@@ -8,6 +8,7 @@ setting (:func:`describe_error`).
 from __future__ import annotations
 
 import contextvars
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -78,8 +79,8 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str) -> str:
         if not value.startswith("sqlite:///"):
             raise ValueError("must be a sqlite:///path URL (the only store of this version)")
-        if value == "sqlite:///":
-            raise ValueError("names no file: use sqlite:///path/to/file.db")
+        if value in ("sqlite:///", "sqlite:///:memory:"):
+            raise ValueError("must name a file: use sqlite:///path/to/file.db")
         return value
 
     @field_validator("timezone")
@@ -142,4 +143,5 @@ def describe_error(exc: ValidationError) -> str:
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return f"unknown setting {name!r} (settings are listed in the README)"
-    return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}; got {err['input']!r}"
+    given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", str(err["input"]))  # never echo a password
+    return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}; got {given!r}"

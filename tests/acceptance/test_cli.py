@@ -174,3 +174,13 @@ def test_migrate(workdir: Path) -> None:
     assert first.returncode == 0 and "applied migrations [1]" in first.stdout
     second = wm(workdir, "migrate")
     assert second.returncode == 0 and "up to date" in second.stdout
+
+
+def test_a_file_that_is_not_a_store_stops_with_one_line(workdir: Path) -> None:
+    (workdir / "var").mkdir()
+    (workdir / "var" / "webhook-manager.db").write_bytes(b"this is not a database, just some text" * 100)
+    for args in (("migrate",), ("serve",)):
+        result = wm(workdir, *args)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "store unavailable" in result.stderr and "not a database" in result.stderr

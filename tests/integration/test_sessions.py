@@ -181,3 +181,80 @@ def test_a_success_clears_the_failures(strict_server: httpx.Client) -> None:
     for _ in range(2):
         assert_error(verify_user(http, "100", "alice", "wrong password"), accounts.LOGIN_FAILED)
     assert verify_user(http, "100", "alice", PASSWORD)["status"]["errorCode"] == 0
+
+
+def test_tries_made_at_once_cannot_get_past_the_limit(strict_server: httpx.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = str(strict_server.base_url)
+
+    def one(i: int) -> int:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            return int(verify_user(http, "100", "alice", f"wrong {i}")["status"]["errorCode"])
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(one, range(20)))
+    assert codes.count(accounts.LOGIN_FAILED) == 3  # login_max_failures
+    assert codes.count(accounts.USER_BLOCKED) == 17
+
+
+def test_names_that_cannot_exist_fail_without_storing_anything(http: httpx.Client, settings: Settings) -> None:
+    answer = verify_user(http, "1" * 50_000, "u" * 1000, "x")
+    assert_error(answer, accounts.LOGIN_FAILED)
+    assert_error(verify_user(http, "100", "u" * 256, "x"), accounts.LOGIN_FAILED)
+    with sqlite3.connect(settings.sqlite_path) as db:
+        assert db.execute("SELECT count(*) FROM login_failures").fetchone() == (0,)
+
+
+def test_an_expired_key_stays_expired_after_other_logins(http: httpx.Client, settings: Settings, alice: None) -> None:
+    test_expired_session_key_is_1054(http, settings, None)
+    key = verify_user(http, "100", "alice", PASSWORD)["records"][0]["sessionKey"]
+    assert key_info(http, "100", key)["status"]["errorCode"] == 0
+    with sqlite3.connect(settings.sqlite_path) as db:
+        assert db.execute("SELECT count(*) FROM sessions WHERE expires_at < ?", (now_ms(),)).fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "field"),
+    [
+        ({"files": {"f": ("a.txt", b"x")}, "data": {"request": "verifyUser"}}, "body"),
+        ({"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data"}}, "body"),
+        ({"content": b"[1]", "headers": {"Content-Type": "application/json"}}, "body"),
+        ({"content": b"{nope", "headers": {"Content-Type": "application/json"}}, "body"),
+        ({"json": {"request": "verifyUser", "clientCode": "100", "username": {"a": 1}, "password": "x"}}, "username"),
+        (
+            {"data": {"request": "verifyUser", "clientCode": "100", "username": "alice", "password": "x" * 70_000}},
+            "body",
+        ),
+        (
+            {
+                "data": {
+                    "request": "verifyUser",
+                    "clientCode": "100",
+                    "username": "alice",
+                    "password": PASSWORD,
+                    "sessionLength": " 60 ",
+                }
+            },
+            "sessionLength",
+        ),
+    ],
+)
+def test_malformed_calls_are_answered_in_erplys_shape(
+    http: httpx.Client, alice: None, request_kwargs: dict[str, Any], field: str
+) -> None:
+    answer = http.post("/api/", **request_kwargs)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert_error(body, 1016)
+    assert body["status"]["errorField"] == field
+
+
+def test_session_key_info_needs_the_keys_own_client_code(http: httpx.Client, alice: None) -> None:
+    key = verify_user(http, "100", "alice", PASSWORD)["records"][0]["sessionKey"]
+    answer = http.post("/api/", data={"request": "getSessionKeyInfo", "sessionKey": key}).json()
+    assert_error(answer, accounts.SESSION_INVALID)
+    json_answer = http.post(
+        "/api/", json={"request": "getSessionKeyInfo", "clientCode": "100", "sessionKey": key}
+    ).json()
+    assert json_answer["status"]["errorCode"] == 0

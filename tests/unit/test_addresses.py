@@ -27,6 +27,8 @@ from webhook_manager.addresses import forbidden_reason, is_localhost_name, liter
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:10.0.0.1", "private"),
         ("64:ff9b::a00:1", "private"),  # NAT64 of 10.0.0.1
+        ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),  # Teredo, client 10.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused_with_their_kind(address: str, reason: str) -> None:

@@ -68,3 +68,16 @@ def test_file_problems_are_named(tmp_path: Path) -> None:
     bad.write_text('retries = "many"\n')
     with pytest.raises(SettingsError, match="WEBHOOK_MANAGER_RETRIES"):
         Settings.load(bad)
+
+
+def test_a_bad_store_url_is_never_echoed_with_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_MANAGER_DATABASE_URL", "mysql://wm:S3cretPass@db:3306/wm")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    assert "S3cretPass" not in str(caught.value) and "wm:***@db" in str(caught.value)
+
+
+def test_an_in_memory_store_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_MANAGER_DATABASE_URL", "sqlite:///:memory:")
+    with pytest.raises(SettingsError, match="must name a file"):
+        Settings.load()

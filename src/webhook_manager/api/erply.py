@@ -11,11 +11,13 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException
 
 from webhook_manager import accounts
 from webhook_manager.accounts import LoginError
 from webhook_manager.api.deps import SettingsDep, StoreDep
 from webhook_manager.api.responses import JSONResponse, read_body
+from webhook_manager.errors import PayloadTooLarge
 from webhook_manager.timefmt import now_ms
 
 router = APIRouter(tags=["session"])
@@ -77,21 +79,30 @@ class _Answer:
 
 
 async def _fields(request: Request) -> dict[str, str]:
-    """The call's fields from the query string, then a JSON or form body (the body wins)."""
+    """The call's fields from the query string, then a JSON or form body (the body wins).
+
+    Raise ValueError naming what is wrong: a body that is not an object of strings and numbers, or too big.
+    """
     fields = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
+    body = await read_body(request, MAX_BODY)
     if "json" in content_type:
-        body = await read_body(request, MAX_BODY)
         try:
             decoded = orjson.loads(body) if body.strip() else {}
         except orjson.JSONDecodeError:
-            decoded = None
+            raise ValueError("body") from None
         if not isinstance(decoded, dict):
             raise ValueError("body")
-        fields.update({k: "" if v is None else str(v) for k, v in decoded.items()})
-    elif content_type:
-        async with request.form(max_files=0, max_fields=100) as form:
-            fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        for key, value in decoded.items():
+            if isinstance(value, bool) or not isinstance(value, str | int | None):
+                raise ValueError(key)
+            fields[key] = "" if value is None else str(value)
+    elif body:
+        try:
+            async with request.form(max_files=0, max_fields=100) as form:
+                fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        except HTTPException:
+            raise ValueError("body") from None
     return fields
 
 
@@ -101,7 +112,9 @@ async def erply_api(request: Request, store: StoreDep, settings: SettingsDep) ->
     """Log in for a session key (verifyUser) or look a key up (getSessionKeyInfo)."""
     try:
         fields = await _fields(request)
-    except ValueError:
+    except ValueError as exc:
+        return _Answer("").error(INVALID_VALUE, str(exc))
+    except PayloadTooLarge:
         return _Answer("").error(INVALID_VALUE, "body")
     name = fields.get("request", "")
     answer = _Answer(name)
@@ -141,7 +154,7 @@ async def _verify_user(answer: _Answer, fields: dict[str, str], store: StoreDep,
 
 async def _session_key_info(answer: _Answer, fields: dict[str, str], store: StoreDep) -> JSONResponse:
     session = await accounts.session_info(store, fields.get("sessionKey", ""), now_ms())
-    if session.client_code != fields.get("clientCode", session.client_code):
+    if session.client_code != fields.get("clientCode"):
         raise LoginError(accounts.SESSION_INVALID, "session key of another client")
     return answer.ok(
         {

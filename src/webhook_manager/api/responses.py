@@ -35,7 +35,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes")
-    return bytes(body)
+    request._body = bytes(body)  # what Request.body() keeps, so request.form() can read it again
+    return request._body
 
 
 async def read_json(request: Request, limit: int) -> Any:

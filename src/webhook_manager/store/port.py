@@ -46,6 +46,10 @@ class Store(Protocol):
         """
         ...
 
+    async def has_users(self) -> bool:
+        """True when the store holds at least one user."""
+        ...
+
     async def find_user(self, client_code: str, username: str) -> User | None:
         """The user of that client with that name, or None."""
         ...

@@ -53,10 +53,14 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error says more
         raise
-    conn.execute("COMMIT")
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -96,9 +100,15 @@ class SqliteStore:
     async def open(cls, path: str) -> SqliteStore:
         """Open (and create) the file; its folder is created too."""
         store = cls(path)
-        if path != ":memory:":
+        try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        await store._write(lambda conn: None)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the store's folder {Path(path).parent}: {exc.strerror}") from None
+        try:
+            await store._write(lambda conn: None)
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     def _connection(self) -> sqlite3.Connection:
@@ -114,7 +124,9 @@ class SqliteStore:
         def call() -> T:
             try:
                 return fn(self._connection())
-            except sqlite3.OperationalError as exc:
+            except sqlite3.IntegrityError:
+                raise  # a broken rule is a bug, not an outage
+            except sqlite3.DatabaseError as exc:
                 raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(executor, call)
@@ -130,12 +142,15 @@ class SqliteStore:
         return await self._run(self._readers, fn)
 
     async def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+        def close_all() -> None:
+            self._writer.shutdown(wait=True)
+            self._readers.shutdown(wait=True)
+            with self._lock:
+                for conn in self._connections:
+                    conn.close()
+                self._connections.clear()
+
+        await asyncio.to_thread(close_all)
 
     async def migrate(self) -> list[int]:
         def apply(conn: sqlite3.Connection) -> list[int]:
@@ -183,6 +198,9 @@ class SqliteStore:
 
         return await self._write(create)
 
+    async def has_users(self) -> bool:
+        return await self._read(lambda conn: conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None)
+
     async def find_user(self, client_code: str, username: str) -> User | None:
         row = await self._read(
             lambda conn: conn.execute(
@@ -205,6 +223,12 @@ class SqliteStore:
         self, client_code: str, username: str, now_ms: int, restart_before_ms: int
     ) -> LoginFailures:
         def record(conn: sqlite3.Connection) -> LoginFailures:
+            # Rows whose run is over are dropped a few at a time, so guessing names cannot fill the disk.
+            conn.execute(
+                "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures"
+                " WHERE last_failure_at < ? LIMIT 100)",
+                (restart_before_ms,),
+            )
             row = conn.execute(
                 "INSERT INTO login_failures (client_code, username, count, last_failure_at)"
                 " VALUES (?, ?, 1, ?)"

@@ -22,7 +22,8 @@ CREATE TABLE login_failures (
     count            INTEGER NOT NULL,
     last_failure_at  INTEGER NOT NULL,
     PRIMARY KEY (client_code, username)
-) WITHOUT ROWID;
+);
+CREATE INDEX login_failures_by_time ON login_failures (last_failure_at);
 
 -- Only the SHA-256 of a session key is kept.
 CREATE TABLE sessions (
