@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from webhook_manager.pipeline import Pipeline
 from webhook_manager.settings import Settings
 from webhook_manager.signing import erply_hmac
 from webhook_manager.store import Store, open_store
+from webhook_manager.timefmt import now_ms
 
 
 @pytest.fixture
@@ -193,9 +193,8 @@ async def test_retry_after_is_honoured(tmp_path: Path, store: Store, receiver: R
     await p.egress.close()
     (w,) = await history(store)
     assert (w.status, w.tries, w.last_failure) == (WebhookStatus.RETRYING, 1, "HTTP 429")
-    due = await store.claim_due_webhooks(2**62, 10, 1000)  # due only far in the future …
-    assert len(due) == 1
-    assert await store.claim_due_webhooks(int(asyncio.get_running_loop().time()), 10, 1000) == []
+    assert await store.claim_due_webhooks(now_ms() + 100_000, 10, 1000, {}, 64) == []  # not due before 120 s
+    assert len(await store.claim_due_webhooks(now_ms() + 121_000, 10, 1000, {}, 64)) == 1
 
 
 async def test_a_sleeper_past_the_timeout_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:

@@ -12,6 +12,7 @@ from webhook_manager.pipeline.egress import Egress
 from webhook_manager.pipeline.purger import Purger
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
+from webhook_manager.timefmt import now_ms
 
 log = logging.getLogger("webhook_manager.pipeline")
 
@@ -46,7 +47,7 @@ class Pipeline:
         so webhooks that were in flight are tried again."""
         await self.egress.start()
         if single_process:
-            released = await self.store.release_leases()
+            released = await self.store.release_leases(now_ms())
             if released:
                 log.info("%d webhooks were in flight when the service last stopped; trying them again", released)
         self._tasks = [

@@ -31,8 +31,8 @@ class Dispatcher:
         self._settings = settings
         self._egress = egress
         self._lease_ms = int((settings.delivery_timeout_s + 60) * 1000)
+        self._refill_at = settings.max_in_flight_per_endpoint * 3 // 4
         self._in_flight: Counter[str] = Counter()  # claimed and not ended, per endpoint
-        self._gates: dict[str, asyncio.Semaphore] = {}
         self._total = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[AttemptOutcome] = []
@@ -48,21 +48,15 @@ class Dispatcher:
         """Tries started and not yet ended."""
         return self._total
 
-    def _busy_endpoints(self) -> list[str]:
-        cap = self._settings.max_in_flight_per_endpoint
-        return [endpoint for endpoint, n in self._in_flight.items() if n >= cap]
-
     async def claim_and_send(self) -> int:
         """Start a try for each due webhook there is room for; return how many started."""
         room = self._settings.max_in_flight - self._total
         if room <= 0:
             return 0
         due = await self._store.claim_due_webhooks(
-            now_ms(), min(room, CLAIM_BATCH), self._lease_ms, self._busy_endpoints()
+            now_ms(), min(room, CLAIM_BATCH), self._lease_ms, self._in_flight, self._settings.max_in_flight_per_endpoint
         )
         for webhook in due:
-            if webhook.endpoint not in self._gates:
-                self._gates[webhook.endpoint] = asyncio.Semaphore(self._settings.max_in_flight_per_endpoint)
             self._in_flight[webhook.endpoint] += 1
             self._total += 1
             task = asyncio.create_task(self._try(webhook))
@@ -72,21 +66,20 @@ class Dispatcher:
 
     async def _try(self, webhook: DueWebhook) -> None:
         settings = self._settings
+        started_s, started_ms = time.perf_counter(), now_ms()
         try:
-            # A claim may bring more webhooks of one endpoint than its share; the gate keeps the share.
-            async with self._gates[webhook.endpoint]:
-                started_s, started_ms = time.perf_counter(), now_ms()
-                headers = {}
-                if settings.signature_headers:
-                    headers = standard_headers(webhook.secret, webhook.id, int(time.time()), webhook.payload)
-                answer = await self._egress.post(webhook.endpoint, webhook.payload, headers)
+            headers = {}
+            if settings.signature_headers:
+                headers = standard_headers(webhook.secret, webhook.id, int(time.time()), webhook.payload)
+            answer = await self._egress.post(webhook.endpoint, webhook.payload, headers)
         finally:
-            self._in_flight[webhook.endpoint] -= 1
-            if self._in_flight[webhook.endpoint] <= 0:
+            left = self._in_flight[webhook.endpoint] = self._in_flight[webhook.endpoint] - 1
+            if left <= 0:
                 del self._in_flight[webhook.endpoint]
-                del self._gates[webhook.endpoint]
             self._total -= 1
-            self._wake.set()
+            # Claim again once a quarter of a share is free, not after every try: one claim, many webhooks.
+            if left <= self._refill_at or self._total <= self._settings.max_in_flight - CLAIM_BATCH // 4:
+                self._wake.set()
         duration_ms = int((time.perf_counter() - started_s) * 1000)
         sent = not answer.error
         next_due = None

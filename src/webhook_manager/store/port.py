@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from webhook_manager.model import (
@@ -120,18 +120,19 @@ class Store(Protocol):
         ...
 
     async def claim_due_webhooks(
-        self, now_ms: int, limit: int, lease_ms: int, busy_endpoints: Collection[str] = ()
+        self, now_ms: int, limit: int, lease_ms: int, in_flight: Mapping[str, int], per_endpoint: int
     ) -> list[DueWebhook]:
-        """Lease up to ``limit`` webhooks due by ``now_ms`` for ``lease_ms``, oldest due first, none to
-        ``busy_endpoints``; webhooks whose configuration is gone or disabled end failed instead."""
+        """Lease up to ``limit`` webhooks due by ``now_ms`` for ``lease_ms``, oldest due first per endpoint,
+        none to an endpoint beyond ``per_endpoint`` minus its ``in_flight``; webhooks whose configuration
+        is gone or disabled end failed instead."""
         ...
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
         """Log tries and move their webhooks to sent, retrying or failed; releases their leases."""
         ...
 
-    async def release_leases(self) -> int:
-        """Drop every lease (a single-process store at start: the holder died); return how many."""
+    async def release_leases(self, now_ms: int) -> int:
+        """Make every leased webhook due now (a single-process store at start: the holder died)."""
         ...
 
     async def list_webhooks(

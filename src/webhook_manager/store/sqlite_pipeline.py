@@ -6,8 +6,9 @@ transactions; each is one atomic step of the pipeline.
 
 from __future__ import annotations
 
+import random
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -111,19 +112,51 @@ def fail_unsent(conn: sqlite3.Connection, configuration_id: str, reason: str, no
     )
 
 
+def _endpoints_with_webhooks_due(conn: sqlite3.Connection) -> list[str]:
+    """Every endpoint with an unfinished webhook, found by skipping through the (endpoint, due_at) index: one
+    probe per endpoint, however many webhooks wait for each."""
+    return [
+        endpoint
+        for (endpoint,) in conn.execute(
+            "WITH RECURSIVE e(endpoint) AS ("
+            " SELECT min(endpoint) FROM webhooks WHERE due_at IS NOT NULL"
+            " UNION ALL"
+            " SELECT (SELECT min(endpoint) FROM webhooks WHERE due_at IS NOT NULL AND endpoint > e.endpoint)"
+            " FROM e WHERE e.endpoint IS NOT NULL"
+            ") SELECT endpoint FROM e WHERE endpoint IS NOT NULL"
+        )
+    ]
+
+
 def claim_due_webhooks(
-    conn: sqlite3.Connection, now_ms: int, limit: int, lease_ms: int, busy_endpoints: Collection[str]
+    conn: sqlite3.Connection,
+    now_ms: int,
+    limit: int,
+    lease_ms: int,
+    in_flight: Mapping[str, int],
+    per_endpoint: int,
 ) -> list[DueWebhook]:
-    """Lease up to ``limit`` due webhooks, skipping busy endpoints; fail those whose configuration is gone."""
-    skip = ""
-    if busy_endpoints:
-        skip = f" AND w.endpoint NOT IN ({','.join('?' * len(busy_endpoints))})"
-    rows = conn.execute(
-        "SELECT w.seq, w.id, w.endpoint, w.payload, w.round_tries, c.secret, c.disabled"
-        " FROM webhooks w LEFT JOIN configurations c ON c.id = w.configuration_id"
-        " WHERE w.due_at <= ? AND (w.lease_until IS NULL OR w.lease_until <= ?)" + skip + " ORDER BY w.due_at LIMIT ?",
-        (now_ms, now_ms, *busy_endpoints, limit),
-    ).fetchall()
+    """Lease up to ``limit`` due webhooks, none to an endpoint beyond ``per_endpoint`` tries in flight.
+
+    A lease moves ``due_at`` to the lease's end, so a leased webhook is not due again unless its holder
+    fails to log the try in time. Endpoints are visited in random order, so none waits behind another when
+    ``limit`` is short. Webhooks whose configuration is gone or disabled end failed instead.
+    """
+    endpoints = _endpoints_with_webhooks_due(conn)
+    random.shuffle(endpoints)
+    rows: list[Any] = []
+    for endpoint in endpoints:
+        room = min(per_endpoint - in_flight.get(endpoint, 0), limit - len(rows))
+        if room <= 0:
+            if len(rows) >= limit:
+                break
+            continue
+        rows += conn.execute(
+            "SELECT w.seq, w.id, w.endpoint, w.payload, w.round_tries, c.secret, c.disabled"
+            " FROM webhooks w LEFT JOIN configurations c ON c.id = w.configuration_id"
+            " WHERE w.endpoint = ? AND w.due_at IS NOT NULL AND w.due_at <= ? ORDER BY w.due_at LIMIT ?",
+            (endpoint, now_ms, room),
+        ).fetchall()
     claimed, ended = [], []
     for seq, webhook_id, endpoint, payload, round_tries, secret, disabled in rows:
         if secret is None:
@@ -136,7 +169,11 @@ def claim_due_webhooks(
         "UPDATE webhooks SET status = 'failed', due_at = NULL, processed_at = ?, last_failure = ? WHERE seq = ?",
         ended,
     )
-    conn.executemany("UPDATE webhooks SET lease_until = ? WHERE seq = ?", [(now_ms + lease_ms, w.seq) for w in claimed])
+    lease_end = now_ms + lease_ms
+    conn.executemany(
+        "UPDATE webhooks SET due_at = ?, lease_until = ? WHERE seq = ?",
+        [(lease_end, lease_end, w.seq) for w in claimed],
+    )
     return claimed
 
 
@@ -161,9 +198,13 @@ def _status(outcome: AttemptOutcome) -> str:
     return WebhookStatus.RETRYING.value if outcome.next_due_ms is not None else WebhookStatus.FAILED.value
 
 
-def release_leases(conn: sqlite3.Connection) -> int:
-    """Forget every lease: on the embedded store, a lease found at start belongs to a process that died."""
-    return conn.execute("UPDATE webhooks SET lease_until = NULL WHERE lease_until IS NOT NULL").rowcount
+def release_leases(conn: sqlite3.Connection, now_ms: int) -> int:
+    """Make every leased webhook due now: on the embedded store, a lease found at start belongs to a process
+    that died, so what it had in flight is tried again."""
+    return conn.execute(
+        "UPDATE webhooks SET due_at = ?, lease_until = NULL WHERE lease_until IS NOT NULL AND due_at IS NOT NULL",
+        (now_ms,),
+    ).rowcount
 
 
 def _webhook_record(row: Any) -> WebhookRecord:

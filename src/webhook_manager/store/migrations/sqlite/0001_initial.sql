@@ -87,10 +87,10 @@ CREATE TABLE webhooks (
     last_failure      TEXT NOT NULL DEFAULT '',
     created_at        INTEGER NOT NULL,
     processed_at      INTEGER,               -- when the last try ended
-    due_at            INTEGER,               -- next try; NULL once sent or failed
-    lease_until       INTEGER                -- a claimed try is in flight until then
+    due_at            INTEGER,               -- next try (or a lease's end); NULL once sent or failed
+    lease_until       INTEGER                -- a claimed try is in flight until then, NULL otherwise
 );
-CREATE INDEX webhooks_due ON webhooks (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX webhooks_due ON webhooks (endpoint, due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX webhooks_by_client ON webhooks (client_code, seq);
 CREATE INDEX webhooks_by_subject ON webhooks (client_code, table_name, action, seq);
 CREATE INDEX webhooks_unsent ON webhooks (configuration_id) WHERE due_at IS NOT NULL;
