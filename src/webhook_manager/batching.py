@@ -38,7 +38,7 @@ def plan_batches(
     pieces: list[tuple[int, int]] = []  # (bundle seq, end position) of what `current` holds
     since_ms = 0
     for bundle in bundles:
-        position, end = bundle.processed_count, len(bundle.items)
+        position, end = bundle.processed_count, bundle.event_count
         while position < end:
             if len(plan.batches) >= max_batches:
                 return plan

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 class Action(enum.StrEnum):
     """A database action a configuration listens for (``confirm`` is Erply's custom action)."""
@@ -123,14 +125,26 @@ Subject = tuple[str, str, str]
 """(client code, table, action): what events and configurations are matched on."""
 
 
-@dataclass(frozen=True, slots=True)
 class PendingBundle:
-    """Events of one recording call not yet all in webhooks; ``items`` are in wire form."""
+    """Events of one recording call not yet all in webhooks. ``items`` (their wire form) are decoded from
+    ``raw`` only when first used, so a round that stops early does not pay for the bundles it never reaches."""
 
-    seq: int
-    created_at_ms: int
-    processed_count: int
-    items: list[Any]
+    __slots__ = ("_items", "created_at_ms", "event_count", "processed_count", "raw", "seq")
+
+    def __init__(self, seq: int, created_at_ms: int, processed_count: int, event_count: int, raw: bytes) -> None:
+        self.seq = seq
+        self.created_at_ms = created_at_ms
+        self.processed_count = processed_count
+        self.event_count = event_count
+        self.raw = raw
+        self._items: list[Any] | None = None
+
+    @property
+    def items(self) -> list[Any]:
+        """The events in wire form, in recording order."""
+        if self._items is None:
+            self._items = orjson.loads(self.raw)
+        return self._items
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
+import orjson
 import pytest
 
+from webhook_manager.batching import plan_batches
 from webhook_manager.errors import Conflict
 from webhook_manager.ids import new_id
-from webhook_manager.model import Action, Configuration, ConfigurationInput, Session
+from webhook_manager.model import (
+    Action,
+    Attempt,
+    AttemptOutcome,
+    Configuration,
+    ConfigurationInput,
+    EventStatus,
+    Formed,
+    FormWebhooks,
+    NewWebhook,
+    PendingBundle,
+    Session,
+    Subject,
+    WebhookStatus,
+)
 from webhook_manager.store import Store, open_store
 
 
@@ -116,3 +133,119 @@ async def test_remove_only_the_clients_own(store: Store) -> None:
     assert await store.remove_configuration("100", c.id, 1)
     assert not await store.remove_configuration("100", c.id, 1)
     assert await store.list_configurations("100") == []
+
+
+# the pipeline's verbs
+
+ITEMS = orjson.dumps([{"rowId": i, "timestamp": "2020-01-01 00:00:00", "data": None} for i in range(250)])
+
+
+def forming(max_events: int = 100) -> FormWebhooks:
+    """A form step that puts every pending event into batches of ``max_events`` for each configuration."""
+
+    def form(
+        subject: Subject, bundles: list[PendingBundle], configurations: list[Configuration], complete: bool
+    ) -> Formed:
+        plan = plan_batches(bundles, max_events=max_events, linger_ms=0, now_ms=10**15, complete=complete)
+        webhooks = [
+            NewWebhook(new_id(), c.id, *subject, c.endpoint, len(batch), orjson.dumps(batch))
+            for batch in plan.batches
+            for c in configurations
+        ]
+        return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
+
+    return form
+
+
+async def test_events_are_kept_only_for_an_enabled_configuration(store: Store) -> None:
+    assert not await store.record_events("100", "product", "insert", ITEMS, 250, 1)
+    await store.create_configuration(configuration("100", 1))
+    assert await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+    assert not await store.record_events("100", "product", "update", ITEMS, 250, 2)
+    assert not await store.record_events("200", "product", "insert", ITEMS, 250, 2)
+    listed = await store.list_events("100", "product", "insert", 100)
+    assert len(listed) == 100 and listed[0].row_id == 249 and listed[0].status == EventStatus.PENDING
+    assert await store.list_events("200", "product", "insert", 100) == []
+
+
+async def test_forming_advances_events_with_their_webhooks(store: Store) -> None:
+    c = configuration("100", 1)
+    await store.create_configuration(c)
+    await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+    made, wake_at = await store.form_webhooks(forming(), 3)
+    assert (made, wake_at) == (3, None)
+    assert await store.form_webhooks(forming(), 4) == (0, None)  # nothing twice
+    webhooks = await store.list_webhooks("100", None, None, 10)
+    assert sorted(w.event_count for w in webhooks) == [50, 100, 100]
+    assert {(w.status, w.tries, w.endpoint) for w in webhooks} == {(WebhookStatus.PENDING, 0, c.endpoint)}
+    assert {e.status for e in await store.list_events("100", "product", "insert", 100)} == {EventStatus.PROCESSED}
+
+
+async def test_a_failing_form_step_changes_nothing(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+
+    def broken(*args: object) -> Formed:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.form_webhooks(broken, 3)
+    assert await store.list_webhooks("100", None, None, 10) == []
+    assert await store.form_webhooks(forming(), 4) == (3, None)
+
+
+async def test_claims_lease_respect_the_per_endpoint_share_and_log_tries(store: Store) -> None:
+    a, b = configuration("100", 1), configuration("100", 2)
+    b = Configuration(b.id, "100", "product", Action.INSERT, "https://other.example/x", "s", False, 2, 2)
+    await store.create_configuration(a)
+    await store.create_configuration(b)
+    await store.record_events("100", "product", "insert", ITEMS, 250, 3)
+    await store.form_webhooks(forming(max_events=10), 3)  # 25 webhooks for each endpoint
+    first = await store.claim_due_webhooks(10, 100, 10**6, {a.endpoint: 3}, 5)
+    per_endpoint = Counter(w.endpoint for w in first)
+    assert per_endpoint == {a.endpoint: 2, b.endpoint: 5}
+    again = await store.claim_due_webhooks(10, 100, 10**6, {}, 100)
+    assert len(again) == 50 - 7 and not {w.seq for w in first} & {w.seq for w in again}  # leased: not due
+    outcomes = [AttemptOutcome(w.seq, 20, 5, 200, "", True, None) for w in first[:1]]
+    outcomes += [AttemptOutcome(w.seq, 20, 5, 500, "HTTP 500", False, 5000) for w in first[1:2]]
+    outcomes += [AttemptOutcome(w.seq, 20, 5, None, "connection refused", False, None) for w in first[2:3]]
+    await store.record_attempts(outcomes)
+    logged = {w.id: w for w in await store.list_webhooks("100", None, None, 100)}
+    sent, retrying, failed = (logged[w.id] for w in first[:3])
+    assert (sent.status, sent.tries, sent.processed_at_ms) == (WebhookStatus.SENT, 1, 25)
+    assert (retrying.status, retrying.last_failure) == (WebhookStatus.RETRYING, "HTTP 500")
+    assert (failed.status, failed.last_failure) == (WebhookStatus.FAILED, "connection refused")
+    found = await store.get_webhook("100", first[1].id)
+    assert found is not None and found[2] == [Attempt(20, 5, 500, "HTTP 500")]
+    assert [w.id for w in await store.claim_due_webhooks(5000, 100, 1000, {}, 100)] == [first[1].id]
+    # Leases of a process that died are dropped at start.
+    assert await store.release_leases(6000) == 50 - 2
+    assert len(await store.claim_due_webhooks(6000, 100, 1000, {}, 100)) == 50 - 2
+
+
+async def test_resend_and_removed_configurations(store: Store) -> None:
+    c = configuration("100", 1)
+    await store.create_configuration(c)
+    await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+    await store.form_webhooks(forming(), 3)
+    (w, *_) = await store.claim_due_webhooks(10, 1, 1000, {}, 10)
+    await store.record_attempts([AttemptOutcome(w.seq, 20, 5, 500, "HTTP 500", False, None)])
+    assert await store.resend_webhook("200", w.id, 30) is None
+    assert await store.resend_webhook("100", w.id, 30) == "failed"
+    assert await store.resend_webhook("100", w.id, 31) == "pending"  # already resent: nothing changes
+    assert await store.remove_configuration("100", c.id, 40)
+    webhooks = await store.list_webhooks("100", None, None, 10)
+    assert {(x.status, x.last_failure) for x in webhooks} == {(WebhookStatus.FAILED, "configuration removed")}
+    assert await store.claim_due_webhooks(50, 10, 1000, {}, 10) == []
+
+
+async def test_purge_deletes_only_what_is_finished_and_old(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+    await store.form_webhooks(forming(), 3)
+    due = await store.claim_due_webhooks(10, 2, 1000, {}, 10)
+    await store.record_attempts([AttemptOutcome(w.seq, 20, 5, 200, "", True, None) for w in due])
+    assert await store.purge_finished(3, 100) == 0  # processed at 3, finished at 25: not before 3
+    assert await store.purge_finished(1000, 100) == 2 + 1  # two sent webhooks and the processed bundle
+    left = await store.list_webhooks("100", None, None, 10)
+    assert len(left) == 1 and left[0].status == WebhookStatus.PENDING

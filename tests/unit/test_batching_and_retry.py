@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import orjson
+
 from webhook_manager.batching import plan_batches
 from webhook_manager.model import PendingBundle
 from webhook_manager.retry import MAX_RETRY_AFTER_S, next_try_at, parse_retry_after
 
 
 def bundle(seq: int, count: int, created: int = 0, processed: int = 0) -> PendingBundle:
-    return PendingBundle(seq, created, processed, [seq * 100_000 + i for i in range(count)])
+    return PendingBundle(seq, created, processed, count, orjson.dumps([seq * 100_000 + i for i in range(count)]))
 
 
 def test_full_batches_go_and_the_rest_waits_for_the_linger() -> None:
@@ -60,3 +62,9 @@ def test_retry_after_replaces_the_backoff_up_to_an_hour() -> None:
     assert parse_retry_after("120", 0) == 120
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 60) == 60
     assert parse_retry_after("soon", 0) is None and parse_retry_after(None, 0) is None
+
+
+def test_bundles_past_the_last_batch_are_never_decoded() -> None:
+    bundles = [bundle(1, 300), bundle(2, 300)]
+    plan_batches(bundles, max_events=100, linger_ms=0, now_ms=0, max_batches=3)
+    assert bundles[1]._items is None

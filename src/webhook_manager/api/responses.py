@@ -30,12 +30,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes")
-    body = bytearray()
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes")
-    request._body = bytes(body)  # what Request.body() keeps, so request.form() can read it again
+        chunks.append(chunk)
+    request._body = b"".join(chunks)  # what Request.body() keeps, so request.form() can read it again
     return request._body
 
 

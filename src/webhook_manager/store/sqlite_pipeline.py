@@ -57,13 +57,13 @@ def form_webhooks(conn: sqlite3.Connection, form: FormWebhooks, now_ms: int) -> 
     made, wake_at = 0, None
     for client_code, table, action in subjects:
         rows = conn.execute(
-            "SELECT seq, created_at, processed_count, items FROM event_bundles"
+            "SELECT seq, created_at, processed_count, event_count, items FROM event_bundles"
             " WHERE client_code = ? AND table_name = ? AND action = ? AND processed_count < event_count"
             " ORDER BY seq LIMIT ?",
             (client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1),
         ).fetchall()
         complete = len(rows) <= PENDING_BUNDLES_PER_SUBJECT
-        bundles = [PendingBundle(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows[:PENDING_BUNDLES_PER_SUBJECT]]
+        bundles = [PendingBundle(*row) for row in rows[:PENDING_BUNDLES_PER_SUBJECT]]
         configurations = [
             Configuration.from_row(row)
             for row in conn.execute(

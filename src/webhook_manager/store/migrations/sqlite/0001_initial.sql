@@ -92,7 +92,6 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_due ON webhooks (endpoint, due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX webhooks_by_client ON webhooks (client_code, seq);
-CREATE INDEX webhooks_by_subject ON webhooks (client_code, table_name, action, seq);
 CREATE INDEX webhooks_unsent ON webhooks (configuration_id) WHERE due_at IS NOT NULL;
 CREATE INDEX webhooks_finished ON webhooks (processed_at) WHERE due_at IS NULL;
 
