@@ -20,6 +20,8 @@ log = logging.getLogger("webhook_manager.dispatcher")
 IDLE_POLL_S = 0.1  # retries coming due and webhooks formed by other processes are found this often
 CLAIM_BATCH = 256
 ERROR_PAUSE_S = 1.0
+FLUSH_BATCH = 256
+FLUSH_WAIT_S = 0.003
 
 
 class Dispatcher:
@@ -77,8 +79,9 @@ class Dispatcher:
             if left <= 0:
                 del self._in_flight[webhook.endpoint]
             self._total -= 1
-            # Claim again once a quarter of a share is free, not after every try: one claim, many webhooks.
-            if left <= self._refill_at or self._total <= self._settings.max_in_flight - CLAIM_BATCH // 4:
+            # Claim again once a quarter of the endpoint's share is free, not after every try: one claim then
+            # brings many webhooks. (Other endpoints are woken by new webhooks, or found by the idle poll.)
+            if left <= self._refill_at:
                 self._wake.set()
         duration_ms = int((time.perf_counter() - started_s) * 1000)
         sent = not answer.error
@@ -105,6 +108,7 @@ class Dispatcher:
                 await self._store.record_attempts(outcomes)
             except BaseException:
                 self._outcomes[:0] = outcomes  # keep them for the next flush
+                self._outcome_ready.set()
                 raise
         return len(outcomes)
 
@@ -121,6 +125,9 @@ class Dispatcher:
         """Write outcomes as they come, in batches, until cancelled."""
         while True:
             await self._outcome_ready.wait()
+            if len(self._outcomes) < FLUSH_BATCH:
+                # A moment's wait turns a stream of outcomes into few transactions (each one an fsync).
+                await asyncio.sleep(FLUSH_WAIT_S)
             try:
                 await self.flush()
             except Exception:
