@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    # Where the store lives: sqlite:///path/to/file.db (created on first start).
+    # Where the store lives: sqlite:///path/to/file.db (created on first start), or postgresql://user@host/db.
     database_url: str = "sqlite:///./var/webhook-manager.db"
     # Address the HTTP API listens on.
     host: str = "127.0.0.1"
@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_store(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
         if not value.startswith("sqlite:///"):
-            raise ValueError("must be a sqlite:///path URL (the only store of this version)")
+            raise ValueError("must be a sqlite:///path/to/file.db or postgresql://user@host:5432/db URL")
         if value in ("sqlite:///", "sqlite:///:memory:"):
             raise ValueError("must name a file: use sqlite:///path/to/file.db")
         return value

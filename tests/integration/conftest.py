@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.databases import postgres_database
 from webhook_manager.store import Store, open_store
 
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
-@pytest.fixture(params=["sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'wm.db'}"
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty store of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'wm.db'}"
+    else:
+        yield from postgres_database()
+
+
+@pytest.fixture(params=STORES)
+def blank_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store of each kind with no schema at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'wm.db'}"
+    else:
+        yield from postgres_database(migrated=False)
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ def configuration(client_code: str, at_ms: int, table: str = "product") -> Confi
     )
 
 
-async def test_migrate_is_idempotent_and_safe_when_run_at_once(store_url: str) -> None:
-    stores = [await open_store(store_url) for _ in range(3)]
+async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: str) -> None:
+    stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
         assert sorted(applied, key=len) == [[], [], [1]]

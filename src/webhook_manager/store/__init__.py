@@ -6,12 +6,16 @@ from webhook_manager.store.port import Store
 
 
 async def open_store(url: str) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path``); the schema is not migrated here."""
+    """Open the store named by ``url`` (``sqlite:///path`` or ``postgresql://…``); the schema is not migrated."""
     if url.startswith("sqlite:///"):
         from webhook_manager.store.sqlite import SqliteStore
 
         return await SqliteStore.open(url.removeprefix("sqlite:///"))
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path/to/file.db")
+    if url.startswith(("postgresql://", "postgres://")):
+        from webhook_manager.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
+    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://…")
 
 
 __all__ = ["Store", "open_store"]
