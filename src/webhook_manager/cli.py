@@ -148,28 +148,25 @@ async def _bootstrap(settings: Settings, *, bootstrap_account: bool) -> None:
     )
 
 
-@app.command()
-def serve(
-    config: ConfigOption = None,
-    host: Annotated[str | None, typer.Option(help="Listen address (WEBHOOK_MANAGER_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (WEBHOOK_MANAGER_PORT).")] = None,
-    allow_private_endpoints: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-private-endpoints",
-            help="Allow endpoints on loopback and private addresses (WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS).",
-        ),
-    ] = None,
-    bootstrap_account: Annotated[
-        bool,
-        typer.Option(
-            "--bootstrap-account/--no-bootstrap-account",
-            help="When the store has no user, create client 100 / admin and print its password.",
-        ),
-    ] = True,
-) -> None:
-    """Run the service in one process on the embedded store."""
-    settings = load_settings(config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None)
+HostOption = Annotated[str | None, typer.Option(help="Listen address (WEBHOOK_MANAGER_HOST).")]
+PortOption = Annotated[int | None, typer.Option(help="Listen port (WEBHOOK_MANAGER_PORT).")]
+AllowPrivateOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-private-endpoints",
+        help="Allow endpoints on loopback and private addresses (WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS).",
+    ),
+]
+BootstrapOption = Annotated[
+    bool,
+    typer.Option(
+        "--bootstrap-account/--no-bootstrap-account",
+        help="When the store has no user, create client 100 / admin and print its password.",
+    ),
+]
+
+
+def _serve_http(settings: Settings, *, run_pipeline: bool, bootstrap_account: bool) -> None:
     _setup_logging(settings)
     _run(_bootstrap(settings, bootstrap_account=bootstrap_account))
 
@@ -177,7 +174,7 @@ def serve(
 
     server = _Server(
         uvicorn.Config(
-            create_app(settings, run_pipeline=True),
+            create_app(settings, run_pipeline=run_pipeline),
             host=settings.host,
             port=settings.port,
             loop="uvloop",
@@ -199,6 +196,47 @@ def serve(
         server.started = False  # uvicorn exits this way when it cannot bind; it said why above
     if not server.started:
         fail(f"could not listen on {settings.host}:{settings.port} (WEBHOOK_MANAGER_HOST, WEBHOOK_MANAGER_PORT)", 1)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    allow_private_endpoints: AllowPrivateOption = None,
+    bootstrap_account: BootstrapOption = True,
+) -> None:
+    """Run the API and the pipeline in one process (the embedded default)."""
+    settings = load_settings(config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None)
+    _serve_http(settings, run_pipeline=True, bootstrap_account=bootstrap_account)
+
+
+@app.command()
+def api(
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    allow_private_endpoints: AllowPrivateOption = None,
+    bootstrap_account: BootstrapOption = True,
+) -> None:
+    """Run only the HTTP API; `worker` processes form and send the webhooks (for PostgreSQL)."""
+    settings = load_settings(config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None)
+    _serve_http(settings, run_pipeline=False, bootstrap_account=bootstrap_account)
+
+
+@app.command()
+def worker(config: ConfigOption = None, allow_private_endpoints: AllowPrivateOption = None) -> None:
+    """Run only the pipeline (batcher, dispatcher, purger); run as many as needed on PostgreSQL."""
+    settings = load_settings(config, allow_private_endpoints=allow_private_endpoints or None)
+    _setup_logging(settings)
+    import uvloop
+
+    from webhook_manager.pipeline import run_worker
+
+    try:
+        uvloop.run(run_worker(settings))
+    except WebhookManagerError as exc:
+        fail(exc.message, 1)
 
 
 def main() -> None:

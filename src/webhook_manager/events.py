@@ -7,10 +7,13 @@ converted again later.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from webhook_manager.errors import InvalidInput
 from webhook_manager.model import Action
@@ -19,6 +22,8 @@ from webhook_manager.validation import check_action, check_table
 
 MAX_ITEMS = 10_000
 MAX_ROW_ID = 2**63 - 1
+_WALL_CLOCK = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +54,17 @@ class TimestampReader:
 
     def _read(self, value: str) -> str | None:
         try:
-            if len(value) == 19 and value[10] == " ":
-                return datetime.strptime(value, TIMESTAMP_FORMAT).strftime(TIMESTAMP_FORMAT)
-            moment = datetime.fromisoformat(value)
-        except ValueError:
+            if _WALL_CLOCK.fullmatch(value):
+                moment = datetime.strptime(value, TIMESTAMP_FORMAT)
+            elif _RFC3339.fullmatch(value):
+                moment = datetime.fromisoformat(value.upper().replace(" ", "T")).astimezone(self._zone)
+            else:
+                return None
+        except (ValueError, OverflowError):
             return None
-        if moment.tzinfo is None:
+        if not 1000 <= moment.year <= 9999:
             return None
-        return moment.astimezone(self._zone).strftime(TIMESTAMP_FORMAT)
+        return moment.strftime(TIMESTAMP_FORMAT)
 
 
 def parse_event_batch(body: Any, *, reader: TimestampReader, now: TimestampFormatter, now_ms: int) -> EventBatch:
@@ -96,3 +104,13 @@ def parse_event_batch(body: Any, *, reader: TimestampReader, now: TimestampForma
             )
         append({"rowId": row_id, "timestamp": stamp, "data": item.get("data")})
     return EventBatch(table, action, items)
+
+
+def items_json(items: list[dict[str, Any]]) -> bytes:
+    """The items as the JSON array kept in the store; InvalidInput when ``data`` nests too deeply to fit in a
+    webhook body (which wraps the array in one more object)."""
+    try:
+        wrapped = orjson.dumps({"items": items})
+    except (orjson.JSONEncodeError, TypeError):
+        raise InvalidInput("items", "data nests too deeply to be sent in a webhook (at most 250 levels)") from None
+    return wrapped[len(b'{"items":') : -1]

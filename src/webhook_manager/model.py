@@ -157,6 +157,7 @@ class NewWebhook:
     table: str
     action: str
     endpoint: str
+    secret: str
     event_count: int
     payload: bytes
 

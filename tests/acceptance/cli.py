@@ -21,9 +21,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wm(workdir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def wm(
+    workdir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [COMMAND, *args], cwd=workdir, input=stdin, capture_output=True, text=True, timeout=60, check=False
+        [COMMAND, *args],
+        cwd=workdir,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -32,14 +41,17 @@ class Served:
         self.process, self.url, self.banner = process, url, banner
 
 
-def serve(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+def serve(workdir: Path, *args: str, env: dict[str, str] | None = None, command: str = "serve") -> Iterator[Served]:
+    """``webhook-manager serve`` (or ``api``) on a free port, until the test is done with it; its log goes to
+    a file in ``workdir``, so a chatty process never blocks on a full pipe."""
     port = free_port()
+    log = (workdir / f"{command}-{port}.log").open("w")
     process = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port), *args],
+        [COMMAND, command, "--port", str(port), *args],
         cwd=workdir,
         env=None if env is None else {**os.environ, **env},
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     banner: list[str] = []
@@ -54,8 +66,25 @@ def serve(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Itera
             if "listening on" in line:
                 yield Served(process, f"http://127.0.0.1:{port}", banner)
                 return
-        pytest.fail(f"serve did not start: {banner} {process.stderr.read() if process.stderr else ''}")
+        pytest.fail(f"{command} did not start: {banner} {(workdir / log.name).read_text()}")
     finally:
         if process.poll() is None:
             process.kill()
         process.communicate()
+        log.close()
+
+
+def start_worker(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``webhook-manager worker``, started and running (its log in ``workdir``)."""
+    log_path = workdir / f"worker-{time.monotonic_ns()}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [COMMAND, "worker", *args], cwd=workdir, env={**os.environ, **env}, stdout=log, stderr=log, text=True
+        )
+    deadline = time.monotonic() + 30
+    while "worker running" not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"worker did not start: {log_path.read_text()}")
+        time.sleep(0.05)
+    return process

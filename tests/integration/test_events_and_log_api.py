@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,14 @@ def test_a_bad_item_is_400_naming_it_and_nothing_is_stored(service: httpx.Client
     assert "items[2].rowId" in answer.json()["error"]
     assert post_events(service, alice, [{"timestamp": "nope"}]).json()["error"].startswith("items[0].timestamp")
     assert service.post("/v1/event", content=b"{", headers=alice.headers).status_code == 400
+    deep: Any = None
+    for _ in range(252):
+        deep = [deep]
+    body = {"table": "product", "action": "insert", "items": [{"rowId": 1, "data": deep}]}
+    too_deep = service.post("/v1/event", content=json.dumps(body).encode(), headers=alice.headers)  # past orjson
+    assert too_deep.status_code == 400 and too_deep.json()["error"].startswith("items")
+    early = post_events(service, alice, [{"timestamp": "0001-01-01T00:00:00+01:00"}])
+    assert early.status_code == 400 and "items[0].timestamp" in early.json()["error"]
     assert events(service, alice).json() == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from tests.integration.pipeline_helpers import add_configuration, record
 from tests.receiver import Receiver
 from webhook_manager.model import WebhookStatus
 from webhook_manager.pipeline import Pipeline
+from webhook_manager.pipeline.purger import Purger
 from webhook_manager.settings import Settings
 from webhook_manager.signing import erply_hmac
 from webhook_manager.store import Store, open_store
@@ -310,3 +312,41 @@ async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
         assert all(w.tries == 0 for w in stuck)
     finally:
         await p.stop()
+
+
+async def test_a_retry_is_signed_with_the_secret_its_body_was_made_with(
+    tmp_path: Path, store: Store, receiver: Receiver
+) -> None:
+    from webhook_manager.model import ConfigurationInput
+
+    c = await add_configuration(store, receiver.url("/flaky/1"), secret="old")
+    await record(store, range(1))
+    p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0.01))
+    await p.batcher.run_once()
+    await store.replace_configuration("100", c.id, ConfigurationInput("product", c.action, c.endpoint, "new"), 1)
+    await p.egress.start()
+    try:
+        await p.dispatcher.run_once()
+        await asyncio.sleep(0.05)
+        await p.dispatcher.run_once()
+    finally:
+        await p.egress.close()
+    assert len(receiver.received) == 2
+    for got in receiver.received:
+        assert got.json["hmac"] == erply_hmac("old", got.json["id"])
+        Webhook(b"old").verify(got.body, got.headers)
+
+
+async def test_the_purger_keeps_up_with_many_small_bundles(tmp_path: Path, store: Store, pipeline: Pipeline) -> None:
+    await add_configuration(store, "http://127.0.0.1:9/x", disabled=True)
+    await add_configuration(store, "http://127.0.0.1:9/x", table="t")
+    for i in range(1200):
+        await record(store, [i], table="t")
+    while (await pipeline.batcher.run_once())[0]:
+        pass
+    purger = Purger(store, make_settings(tmp_path, retention_hours=0.000001))
+    await asyncio.sleep(0.01)
+    # 1200 processed bundles go in one run; the unsent webhooks are not finished, so they stay.
+    assert await purger.run_once() == 1200
+    assert await store.list_events("100", "t", "insert", 5) == []
+    assert len(await store.list_webhooks("100", None, None, 100)) == 12  # 1200 events in batches of 100

@@ -148,7 +148,7 @@ def forming(max_events: int = 100) -> FormWebhooks:
     ) -> Formed:
         plan = plan_batches(bundles, max_events=max_events, linger_ms=0, now_ms=10**15, complete=complete)
         webhooks = [
-            NewWebhook(new_id(), c.id, *subject, c.endpoint, len(batch), orjson.dumps(batch))
+            NewWebhook(new_id(), c.id, *subject, c.endpoint, c.secret, len(batch), orjson.dumps(batch))
             for batch in plan.batches
             for c in configurations
         ]

@@ -62,6 +62,7 @@ def test_retry_after_replaces_the_backoff_up_to_an_hour() -> None:
     assert parse_retry_after("120", 0) == 120
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 60) == 60
     assert parse_retry_after("soon", 0) is None and parse_retry_after(None, 0) is None
+    assert parse_retry_after("\u00b2", 0) is None  # a Unicode digit is not delta-seconds
 
 
 def test_bundles_past_the_last_batch_are_never_decoded() -> None:

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from webhook_manager.errors import InvalidInput
-from webhook_manager.events import EventBatch, TimestampReader, parse_event_batch
+from webhook_manager.events import EventBatch, TimestampReader, items_json, parse_event_batch
 from webhook_manager.payload import TimestampFormatter
 
 NOW_MS = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
@@ -59,6 +60,17 @@ def test_timestamps_wall_clock_and_rfc3339() -> None:
         ({"table": "t", "action": "insert", "items": [{"timestamp": "2020-13-01 00:00:00"}]}, "items[0].timestamp"),
         ({"table": "t", "action": "insert", "items": [{"timestamp": "2020-01-01T00:00:00"}]}, "items[0].timestamp"),
         ({"table": "t", "action": "insert", "items": [{"timestamp": 1577836800}]}, "items[0].timestamp"),
+        ({"table": "t", "action": "insert", "items": [{"timestamp": "0999-01-01 00:00:00"}]}, "items[0].timestamp"),
+        (
+            {"table": "t", "action": "insert", "items": [{"timestamp": "0001-01-01T00:00:00+01:00"}]},
+            "items[0].timestamp",
+        ),
+        (
+            {"table": "t", "action": "insert", "items": [{"timestamp": "9999-12-31T23:59:59-01:00"}]},
+            "items[0].timestamp",
+        ),
+        ({"table": "t", "action": "insert", "items": [{"timestamp": "20200101T000000Z"}]}, "items[0].timestamp"),
+        ({"table": "t", "action": "insert", "items": [{"timestamp": "2020-W01-1T00:00:00Z"}]}, "items[0].timestamp"),
     ],
 )
 def test_bad_input_names_the_field(body: Any, field: str) -> None:
@@ -70,3 +82,23 @@ def test_bad_input_names_the_field(body: Any, field: str) -> None:
 def test_10000_items_are_fine_and_a_null_row_id_is_0() -> None:
     batch = parse({"table": "t", "action": "insert", "items": [{"rowId": None}] * 10_000})
     assert len(batch.items) == 10_000 and batch.items[0]["rowId"] == 0
+
+
+def test_lower_case_rfc3339_and_fractions() -> None:
+    items = [{"timestamp": "2020-01-01t00:00:00.123z"}, {"timestamp": "2020-01-01 00:00:00.5+00:00"}]
+    assert [i["timestamp"] for i in parse({"table": "t", "action": "insert", "items": items}).items] == [
+        "2020-01-01 00:00:00"
+    ] * 2
+
+
+def test_data_too_deep_for_a_webhook_is_refused_naming_items() -> None:
+    deep: Any = None
+    for _ in range(252):
+        deep = [deep]
+    batch = parse({"table": "t", "action": "insert", "items": [{"data": deep}]})
+    with pytest.raises(InvalidInput) as caught:
+        items_json(batch.items)
+    assert caught.value.field == "items"
+    assert orjson.loads(items_json([{"rowId": 1, "timestamp": "x", "data": [[1]]}])) == [
+        {"rowId": 1, "timestamp": "x", "data": [[1]]}
+    ]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import SessionDep, SettingsDep, StoreDep
 from webhook_manager.api.responses import JSONResponse, read_json
 from webhook_manager.api.webhooks import check_limit, optional_time
-from webhook_manager.events import TimestampReader, parse_event_batch
+from webhook_manager.events import TimestampReader, items_json, parse_event_batch
 from webhook_manager.payload import TimestampFormatter
 from webhook_manager.timefmt import from_wall_clock, now_ms, rfc3339_ms
 from webhook_manager.validation import check_action, check_table
@@ -43,7 +42,7 @@ async def record_events(request: Request, session: SessionDep, store: StoreDep, 
     batch = parse_event_batch(
         body, reader=TimestampReader(settings.timezone), now=TimestampFormatter(settings.timezone), now_ms=now
     )
-    items = orjson.dumps(batch.items)
+    items = items_json(batch.items)
     count = len(batch.items)
     recorded = await store.record_events(session.client_code, batch.table, batch.action.value, items, count, now)
     if recorded:

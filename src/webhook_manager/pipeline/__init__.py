@@ -72,3 +72,25 @@ class Pipeline:
         self._tasks = []
         await self.dispatcher.drain(SHUTDOWN_GRACE_S)
         await self.egress.close()
+
+
+async def run_worker(settings: Settings) -> None:
+    """The ``worker`` command: the pipeline alone until SIGTERM or SIGINT, then a clean stop."""
+    import signal
+
+    from webhook_manager.store import open_store
+
+    store = await open_store(settings.database_url)
+    try:
+        await store.migrate()
+        pipeline = Pipeline(store, settings)
+        await pipeline.start(single_process=settings.database_url.startswith("sqlite:"))
+        log.info("webhook-manager worker running on %s", settings.database_url.split("@")[-1])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await pipeline.stop()
+    finally:
+        await store.close()

@@ -38,6 +38,16 @@ class Batcher:
     def form(
         self, subject: Subject, bundles: list[PendingBundle], configurations: list[Configuration], complete: bool
     ) -> Formed:
+        """:meth:`_form`, but a subject it cannot form is logged and left pending, never blocking the others."""
+        try:
+            return self._form(subject, bundles, configurations, complete)
+        except Exception:
+            log.exception("cannot form webhooks of %s; its events stay pending", "/".join(subject))
+            return Formed([], [], None)
+
+    def _form(
+        self, subject: Subject, bundles: list[PendingBundle], configurations: list[Configuration], complete: bool
+    ) -> Formed:
         """The pure step run inside the store's transaction: plan batches, then one webhook per batch per
         configuration, each with its own id and hmac. Events of a subject with no enabled configuration left
         are dropped (advanced without a webhook), as unmatched events are on arrival."""
@@ -57,7 +67,7 @@ class Batcher:
                     webhook_id = next(ids)
                     body = webhook_body(webhook_id, c.secret, client_code, table, action, batch)
                     webhooks.append(
-                        NewWebhook(webhook_id, c.id, client_code, table, action, c.endpoint, len(batch), body)
+                        NewWebhook(webhook_id, c.id, client_code, table, action, c.endpoint, c.secret, len(batch), body)
                     )
         return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
 

@@ -19,6 +19,7 @@ log = logging.getLogger("webhook_manager.dispatcher")
 
 IDLE_POLL_S = 0.1  # retries coming due and webhooks formed by other processes are found this often
 CLAIM_BATCH = 256
+LEASE_MARGIN_S = 10.0
 ERROR_PAUSE_S = 1.0
 FLUSH_BATCH = 256
 FLUSH_WAIT_S = 0.003
@@ -32,7 +33,9 @@ class Dispatcher:
         self._store = store
         self._settings = settings
         self._egress = egress
-        self._lease_ms = int((settings.delivery_timeout_s + 60) * 1000)
+        # A try ends within the timeout and is logged within milliseconds; past the lease, another process
+        # may take the webhook over (its holder is taken for dead).
+        self._lease_ms = int((settings.delivery_timeout_s + LEASE_MARGIN_S) * 1000)
         self._refill_at = settings.max_in_flight_per_endpoint * 3 // 4
         self._in_flight: Counter[str] = Counter()  # claimed and not ended, per endpoint
         self._total = 0

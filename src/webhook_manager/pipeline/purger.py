@@ -30,7 +30,7 @@ class Purger:
         while True:
             deleted = await self._store.purge_finished(now_ms() - self._retention_ms, ROWS_PER_STEP)
             total += deleted
-            if deleted < ROWS_PER_STEP:
+            if deleted == 0:
                 return total
             await asyncio.sleep(PAUSE_BETWEEN_STEPS_S)
 

@@ -339,8 +339,8 @@ class PostgresStore:
                     formed = form((client_code, table, action), bundles, configurations, len(rows) == len(bundles))
                     await conn.executemany(
                         "INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint,"
-                        " event_count, payload, status, created_at, due_at)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)",
+                        " secret, event_count, payload, status, created_at, due_at)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)",
                         [
                             (
                                 w.id,
@@ -349,6 +349,7 @@ class PostgresStore:
                                 w.table,
                                 w.action,
                                 w.endpoint,
+                                w.secret,
                                 w.event_count,
                                 w.payload,
                                 now_ms,
@@ -392,23 +393,22 @@ class PostgresStore:
                     "WITH picked AS (SELECT seq FROM webhooks WHERE endpoint = $1 AND due_at IS NOT NULL"
                     " AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
                     " UPDATE webhooks w SET due_at = $4, lease_until = $4 FROM picked WHERE w.seq = picked.seq"
-                    " RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id",
+                    " RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id, w.secret",
                     endpoint,
                     now_ms,
                     room,
                     lease_end,
                 )
-            settings = {
-                r[0]: (r[1], r[2])
+            disabled_by_id = {
+                r[0]: r[1]
                 for r in await conn.fetch(
-                    "SELECT id, secret, disabled FROM configurations WHERE id = ANY($1::text[])",
-                    list({r[5] for r in rows}),
+                    "SELECT id, disabled FROM configurations WHERE id = ANY($1::text[])", list({r[5] for r in rows})
                 )
             }
             claimed, ended = [], []
-            for seq, webhook_id, endpoint, payload, round_tries, configuration_id in rows:
-                secret, disabled = settings.get(configuration_id, (None, False))
-                if secret is None:
+            for seq, webhook_id, endpoint, payload, round_tries, configuration_id, secret in rows:
+                disabled = disabled_by_id.get(configuration_id)
+                if disabled is None:
                     ended.append((now_ms, "configuration removed", seq))
                 elif disabled:
                     ended.append((now_ms, "configuration disabled", seq))
@@ -528,7 +528,7 @@ class PostgresStore:
                 "DELETE FROM event_bundles WHERE seq = ANY (ARRAY(SELECT seq FROM event_bundles"
                 " WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2))",
                 before_ms,
-                max(1, limit // 10),
+                limit,
             )
         return int(webhooks.split()[-1]) + int(bundles.split()[-1])
 

@@ -74,8 +74,8 @@ def form_webhooks(conn: sqlite3.Connection, form: FormWebhooks, now_ms: int) -> 
         ]
         formed = form((client_code, table, action), bundles, configurations, complete)
         conn.executemany(
-            "INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint, event_count,"
-            " payload, status, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            "INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint, secret,"
+            " event_count, payload, status, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             [
                 (
                     w.id,
@@ -84,6 +84,7 @@ def form_webhooks(conn: sqlite3.Connection, form: FormWebhooks, now_ms: int) -> 
                     w.table,
                     w.action,
                     w.endpoint,
+                    w.secret,
                     w.event_count,
                     w.payload,
                     now_ms,
@@ -152,14 +153,14 @@ def claim_due_webhooks(
                 break
             continue
         rows += conn.execute(
-            "SELECT w.seq, w.id, w.endpoint, w.payload, w.round_tries, c.secret, c.disabled"
+            "SELECT w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.secret, c.disabled"
             " FROM webhooks w LEFT JOIN configurations c ON c.id = w.configuration_id"
             " WHERE w.endpoint = ? AND w.due_at IS NOT NULL AND w.due_at <= ? ORDER BY w.due_at LIMIT ?",
             (endpoint, now_ms, room),
         ).fetchall()
     claimed, ended = [], []
     for seq, webhook_id, endpoint, payload, round_tries, secret, disabled in rows:
-        if secret is None:
+        if disabled is None:
             ended.append((now_ms, "configuration removed", seq))
         elif disabled:
             ended.append((now_ms, "configuration disabled", seq))
@@ -312,6 +313,6 @@ def purge_finished(conn: sqlite3.Connection, before_ms: int, limit: int) -> int:
     bundles = conn.execute(
         "DELETE FROM event_bundles WHERE seq IN (SELECT seq FROM event_bundles"
         " WHERE processed_count >= event_count AND processed_at < ? ORDER BY seq LIMIT ?)",
-        (before_ms, max(1, limit // 10)),
+        (before_ms, limit),
     ).rowcount
     return webhooks + bundles

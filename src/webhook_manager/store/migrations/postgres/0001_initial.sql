@@ -71,6 +71,7 @@ CREATE TABLE webhooks (
     table_name        text NOT NULL,
     action            text NOT NULL,
     endpoint          text NOT NULL,
+    secret            text NOT NULL,
     event_count       integer NOT NULL,
     payload           bytea NOT NULL,
     status            text NOT NULL,

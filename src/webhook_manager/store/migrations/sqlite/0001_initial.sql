@@ -79,6 +79,7 @@ CREATE TABLE webhooks (
     table_name        TEXT NOT NULL,
     action            TEXT NOT NULL,
     endpoint          TEXT NOT NULL,
+    secret            TEXT NOT NULL,         -- the one its hmac was made with; signs every try too
     event_count       INTEGER NOT NULL,
     payload           BLOB NOT NULL,
     status            TEXT NOT NULL,         -- pending | retrying | sent | failed
