@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,9 +30,9 @@ def receiver() -> Iterator[ThreadedReceiver]:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[httpx.Client]:
+def service(store_url: str) -> Iterator[httpx.Client]:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'wm.db'}",
+        database_url=store_url,
         allow_private_endpoints=True,
         batch_linger_ms=0,
         retry_delay_s=0,

@@ -1,4 +1,6 @@
-"""Events → batches → signed webhooks → real receivers, with every try logged (CONTRACT.md §6)."""
+"""Events → batches → signed webhooks → real receivers, with every try logged (CONTRACT.md §6).
+
+Every test runs on each store (the ``store`` fixture of tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from webhook_manager.pipeline import Pipeline
 from webhook_manager.pipeline.purger import Purger
 from webhook_manager.settings import Settings
 from webhook_manager.signing import erply_hmac
-from webhook_manager.store import Store, open_store
+from webhook_manager.store import Store
 from webhook_manager.timefmt import now_ms
 
 
@@ -37,14 +39,6 @@ def make_settings(tmp_path: Path, **changes: Any) -> Settings:
         "retry_delay_s": 0,
     }
     return Settings(**{**base, **changes})
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(make_settings(tmp_path).database_url)
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

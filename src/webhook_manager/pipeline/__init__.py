@@ -50,12 +50,19 @@ class Pipeline:
             released = await self.store.release_leases(now_ms())
             if released:
                 log.info("%d webhooks were in flight when the service last stopped; trying them again", released)
+        await self.store.watch(self._woken)
         self._tasks = [
             asyncio.create_task(self.batcher.run(), name="batcher"),
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.dispatcher.run_flusher(), name="attempt-log"),
             asyncio.create_task(self.purger.run(), name="purger"),
         ]
+
+    def _woken(self, what: str) -> None:
+        if what == "events":
+            self.batcher.notify()
+        elif what == "webhooks":
+            self.dispatcher.notify()
 
     async def run_once(self) -> None:
         """For tests and tools: form and send everything due now, and wait for the outcomes."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from webhook_manager.model import (
@@ -33,6 +33,11 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections and threads."""
+        ...
+
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        """Call ``wake("events")`` or ``wake("webhooks")`` when another process records events or makes
+        webhooks due, where the store can tell (a wake-up only: the loops poll the rows too)."""
         ...
 
     # accounts

@@ -8,8 +8,10 @@ leaves its webhooks to be claimed again when the lease runs out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,
 )
 PENDING_BUNDLES_PER_SUBJECT = 200
+CHANNEL = "webhook_manager"
+WATCH_RETRY_S = 1.0
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -67,8 +71,10 @@ def _webhook_record(row: Any) -> WebhookRecord:
 class PostgresStore:
     """The :class:`~webhook_manager.store.port.Store` on PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
+        self._url = url
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -77,7 +83,32 @@ class PostgresStore:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=8, command_timeout=60)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"store unavailable: {exc}") from exc
-        return cls(pool)
+        return cls(pool, url)
+
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        """LISTEN for other processes' ``events`` and ``webhooks`` notices, reconnecting after an outage.
+        Only a wake-up: the loops poll the rows anyway, so a notice lost in an outage costs a poll's delay."""
+
+        async def listen() -> None:
+            while True:
+                try:
+                    conn = await asyncpg.connect(self._url, timeout=10)
+                except (*_UNAVAILABLE, asyncpg.PostgresError):
+                    await asyncio.sleep(WATCH_RETRY_S)
+                    continue
+                try:
+                    await conn.add_listener(CHANNEL, lambda _c, _pid, _channel, payload: wake(payload))
+                    while not conn.is_closed():
+                        await asyncio.sleep(WATCH_RETRY_S)
+                except (*_UNAVAILABLE, asyncpg.PostgresError):
+                    pass
+                finally:
+                    if not conn.is_closed():
+                        conn.terminate()
+                wake("events")  # whatever was announced while deaf
+                wake("webhooks")
+
+        self._watcher = asyncio.create_task(listen(), name="postgres-listen")
 
     @asynccontextmanager
     async def _connection(self, *, transaction: bool = True) -> AsyncIterator[Connection]:
@@ -92,6 +123,10 @@ class PostgresStore:
             raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self._pool.close()
 
     async def migrate(self) -> list[int]:
@@ -290,9 +325,10 @@ class PostgresStore:
     ) -> bool:
         async with self._connection(transaction=False) as conn:
             seq = await conn.fetchval(
-                "INSERT INTO event_bundles (client_code, table_name, action, event_count, items, created_at)"
-                " SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM configurations"
-                " WHERE client_code = $1 AND table_name = $2 AND action = $3 AND NOT disabled) RETURNING seq",
+                "WITH kept AS (INSERT INTO event_bundles (client_code, table_name, action, event_count, items,"
+                " created_at) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM configurations"
+                " WHERE client_code = $1 AND table_name = $2 AND action = $3 AND NOT disabled) RETURNING seq)"
+                f" SELECT seq FROM kept, pg_notify('{CHANNEL}', 'events')",
                 client_code,
                 table,
                 action,
@@ -364,6 +400,8 @@ class PostgresStore:
                 made += len(formed.webhooks)
                 if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
                     wake_at = formed.wake_at_ms
+            if made:
+                await conn.execute(f"SELECT pg_notify('{CHANNEL}', 'webhooks')")
         return made, wake_at
 
     async def claim_due_webhooks(
@@ -484,6 +522,7 @@ class PostgresStore:
                     now_ms,
                     webhook_id,
                 )
+                await conn.execute(f"SELECT pg_notify('{CHANNEL}', 'webhooks')")
         return None if status is None else str(status)
 
     async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:

@@ -177,6 +177,9 @@ class SqliteStore:
 
         return await self._write(apply)
 
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        """Nothing to watch: one process writes this store, and the loops poll it."""
+
     async def ping(self) -> None:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
