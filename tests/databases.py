@@ -19,7 +19,7 @@ POSTGRES_URL = os.environ.get("WEBHOOK_MANAGER_TEST_POSTGRES_URL", "postgresql:/
 TEMPLATE = "wm_test_template"
 
 
-def _in_thread(coro: Any) -> Any:
+def in_thread(coro: Any) -> Any:
     """Run a coroutine on a loop of its own, whatever loop the caller is in."""
     result: list[Any] = []
     error: list[BaseException] = []
@@ -70,7 +70,7 @@ def postgres_database(*, migrated: bool = True) -> Iterator[str]:
     global _template_ready
     if not _template_ready:
         try:
-            _in_thread(_build_template())
+            in_thread(_build_template())
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             message = f"PostgreSQL at {POSTGRES_URL} cannot be reached: {exc}"
             if IN_CI:
@@ -78,8 +78,8 @@ def postgres_database(*, migrated: bool = True) -> Iterator[str]:
             pytest.skip(message)
         _template_ready = True
     name = f"wm_test_{uuid.uuid4().hex[:12]}"
-    _in_thread(_admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}"))
+    in_thread(_admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}"))
     try:
         yield database_url(name)
     finally:
-        _in_thread(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        in_thread(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
