@@ -77,8 +77,10 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self.dispatcher.drain(SHUTDOWN_GRACE_S)
-        await self.egress.close()
+        try:
+            await self.dispatcher.drain(SHUTDOWN_GRACE_S)
+        finally:
+            await self.egress.close()
 
 
 async def run_worker(settings: Settings) -> None:

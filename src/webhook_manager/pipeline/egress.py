@@ -70,6 +70,8 @@ class Egress:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        """Open the client session (again, if it was open)."""
+        await self.close()
         connector = aiohttp.TCPConnector(
             limit=0,  # the dispatcher caps tries in flight, per endpoint and in all
             resolver=None if self._allow_private else GuardedResolver(),
