@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 
 from tests.integration.pipeline_helpers import add_configuration, record
 from tests.receiver import Receiver
-from webhook_manager.model import WebhookStatus
+from webhook_manager.model import ConfigurationInput, WebhookStatus
 from webhook_manager.pipeline import Pipeline
 from webhook_manager.pipeline.purger import Purger
 from webhook_manager.settings import Settings
@@ -39,6 +39,16 @@ def make_settings(tmp_path: Path, **changes: Any) -> Settings:
         "retry_delay_s": 0,
     }
     return Settings(**{**base, **changes})
+
+
+async def deliver(store: Store, tmp_path: Path, **changes: Any) -> None:
+    """Form and send everything due now with a pipeline of these settings, then close it."""
+    p = Pipeline(store, make_settings(tmp_path, **changes))
+    await p.egress.start()
+    try:
+        await p.run_once()
+    finally:
+        await p.egress.close()
 
 
 @pytest.fixture
@@ -119,15 +129,10 @@ async def test_an_empty_secret_sends_no_signature_headers(store: Store, pipeline
 async def test_always_500_is_retries_plus_one_tries_then_failed(
     tmp_path: Path, store: Store, receiver: Receiver, retries: int
 ) -> None:
-    p = Pipeline(store, make_settings(tmp_path, retries=retries))
-    await p.egress.start()
-    try:
-        await add_configuration(store, receiver.url("/status/500"))
-        await record(store, range(5))
-        await p.run_once()
-        await p.run_once()  # nothing more is tried once it has failed
-    finally:
-        await p.egress.close()
+    await add_configuration(store, receiver.url("/status/500"))
+    await record(store, range(5))
+    await deliver(store, tmp_path, retries=retries)
+    await deliver(store, tmp_path, retries=retries)  # nothing more is tried once it has failed
     assert len(receiver.received) == retries + 1
     assert len({r.body for r in receiver.received}) == 1  # the same id and body on every try
     (w,) = await history(store)
@@ -148,45 +153,33 @@ async def test_500_then_200_is_sent_after_two_tries(store: Store, pipeline: Pipe
 async def test_201_fails_unless_any_2xx_is_accepted(tmp_path: Path, store: Store, receiver: Receiver) -> None:
     await add_configuration(store, receiver.url("/status/201"))
     for accept, expected in [(False, WebhookStatus.FAILED), (True, WebhookStatus.SENT)]:
-        p = Pipeline(store, make_settings(tmp_path, retries=0, accept_any_2xx=accept))
-        await p.egress.start()
         await record(store, range(1))
-        await p.run_once()
-        await p.egress.close()
+        await deliver(store, tmp_path, retries=0, accept_any_2xx=accept)
         assert (await history(store))[0].status == expected
 
 
 async def test_a_redirect_is_a_failed_try_and_not_followed(tmp_path: Path, store: Store, receiver: Receiver) -> None:
-    p = Pipeline(store, make_settings(tmp_path, retries=0))
-    await p.egress.start()
     await add_configuration(store, receiver.url("/redirect"))
     await record(store, range(1))
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path, retries=0)
     assert [r.path for r in receiver.received] == ["/redirect"]
     (w,) = await history(store)
     assert w.status == WebhookStatus.FAILED and w.last_failure == "HTTP 302 (redirect not followed)"
 
 
 async def test_a_reset_connection_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:
-    p = Pipeline(store, make_settings(tmp_path, retries=0))
-    await p.egress.start()
     await add_configuration(store, receiver.url("/reset"))
     await record(store, range(1))
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path, retries=0)
     (w,) = await history(store)
     assert w.status == WebhookStatus.FAILED
     assert w.last_failure in ("connection reset", "connection closed before an answer")
 
 
 async def test_retry_after_is_honoured(tmp_path: Path, store: Store, receiver: Receiver) -> None:
-    p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0))
-    await p.egress.start()
     await add_configuration(store, receiver.url("/retry-after/120"))
     await record(store, range(1))
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path, retry_delay_s=0)
     (w,) = await history(store)
     assert (w.status, w.tries, w.last_failure) == (WebhookStatus.RETRYING, 1, "HTTP 429")
     assert await store.claim_due_webhooks(now_ms() + 100_000, 10, 1000, {}, 64) == []  # not due before 120 s
@@ -194,23 +187,17 @@ async def test_retry_after_is_honoured(tmp_path: Path, store: Store, receiver: R
 
 
 async def test_a_sleeper_past_the_timeout_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:
-    p = Pipeline(store, make_settings(tmp_path, retries=0))  # the default 5 s timeout
-    await p.egress.start()
     await add_configuration(store, receiver.url("/slow/6"))
     await record(store, range(1))
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path, retries=0)  # the default 5 s timeout
     (w,) = await history(store)
     assert (w.status, w.last_failure) == (WebhookStatus.FAILED, "timed out after 5.0 s")
 
 
 async def test_connection_refused_in_plain_words(tmp_path: Path, store: Store, pipeline: Pipeline) -> None:
-    p = Pipeline(store, make_settings(tmp_path, retries=0))
-    await p.egress.start()
     await add_configuration(store, "http://127.0.0.1:9/hook")
     await record(store, range(1))
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path, retries=0)
     assert (await history(store))[0].last_failure == "connection refused"
 
 
@@ -251,16 +238,11 @@ async def test_a_removed_configurations_unsent_webhooks_end_failed(
     disabled = await add_configuration(store, receiver.url("/status/200"), table="invoice")
     await record(store, range(120))
     await record(store, range(5), table="invoice")
-    p = Pipeline(store, make_settings(tmp_path))
-    await p.batcher.run_once()  # formed, not sent
+    await Pipeline(store, make_settings(tmp_path)).batcher.run_once()  # formed, not sent
     assert await store.remove_configuration("100", removed.id, 1)
-    from webhook_manager.model import ConfigurationInput
-
     off = ConfigurationInput("invoice", disabled.action, disabled.endpoint, disabled.secret, disabled=True)
     assert await store.replace_configuration("100", disabled.id, off, 2)
-    await p.egress.start()
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path)
     assert receiver.received == []
     webhooks = await history(store)
     assert len(webhooks) == 3
@@ -271,15 +253,12 @@ async def test_a_removed_configurations_unsent_webhooks_end_failed(
 
 
 async def test_a_name_that_resolves_to_a_private_address_fails_the_try(tmp_path: Path, store: Store) -> None:
-    p = Pipeline(store, make_settings(tmp_path, allow_private_endpoints=False, retries=0))
-    await p.egress.start()
     await add_configuration(store, "http://localhost:9/hook")
     await add_configuration(store, "http://10.0.0.1/hook", table="a")
     await add_configuration(store, "http://[::ffff:127.0.0.1]:9/hook", table="b")
     for table in ("product", "a", "b"):
         await record(store, range(1), table=table)
-    await p.run_once()
-    await p.egress.close()
+    await deliver(store, tmp_path, allow_private_endpoints=False, retries=0)
     failures = {w.table: w.last_failure for w in await history(store)}
     assert failures["product"].startswith("blocked: localhost resolves to ")
     assert "loopback" in failures["product"]
@@ -311,8 +290,6 @@ async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
 async def test_a_retry_is_signed_with_the_secret_its_body_was_made_with(
     tmp_path: Path, store: Store, receiver: Receiver
 ) -> None:
-    from webhook_manager.model import ConfigurationInput
-
     c = await add_configuration(store, receiver.url("/flaky/1"), secret="old")
     await record(store, range(1))
     p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0.01))
