@@ -373,29 +373,30 @@ class PostgresStore:
                         )
                     ]
                     formed = form((client_code, table, action), bundles, configurations, len(rows) == len(bundles))
-                    await conn.executemany(
+                    webhooks = formed.webhooks
+                    await conn.execute(
                         "INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint,"
                         " secret, event_count, payload, status, created_at, due_at)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)",
-                        [
-                            (
-                                w.id,
-                                w.client_code,
-                                w.configuration_id,
-                                w.table,
-                                w.action,
-                                w.endpoint,
-                                w.secret,
-                                w.event_count,
-                                w.payload,
-                                now_ms,
-                            )
-                            for w in formed.webhooks
-                        ],
+                        " SELECT t.id, $1, t.cid, $2, $3, t.endpoint, t.secret, t.n, t.body, 'pending', $4, $4"
+                        " FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::bytea[])"
+                        " AS t(id, cid, endpoint, secret, n, body)",
+                        client_code,
+                        table,
+                        action,
+                        now_ms,
+                        [w.id for w in webhooks],
+                        [w.configuration_id for w in webhooks],
+                        [w.endpoint for w in webhooks],
+                        [w.secret for w in webhooks],
+                        [w.event_count for w in webhooks],
+                        [w.payload for w in webhooks],
                     )
-                    await conn.executemany(
-                        "UPDATE event_bundles SET processed_count = $1, processed_at = $2 WHERE seq = $3",
-                        [(count, now_ms, seq) for seq, count in formed.advances],
+                    await conn.execute(
+                        "UPDATE event_bundles b SET processed_count = t.n, processed_at = $1"
+                        " FROM unnest($2::bigint[], $3::int[]) AS t(seq, n) WHERE b.seq = t.seq",
+                        now_ms,
+                        [seq for seq, _ in formed.advances],
+                        [n for _, n in formed.advances],
                     )
                 made += len(formed.webhooks)
                 if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
@@ -460,17 +461,30 @@ class PostgresStore:
         return claimed
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        columns = (
+            [o.webhook_seq for o in outcomes],
+            [o.at_ms for o in outcomes],
+            [o.duration_ms for o in outcomes],
+            [o.http_status for o in outcomes],
+            [o.error for o in outcomes],
+            [_status(o) for o in outcomes],
+            [o.next_due_ms for o in outcomes],
+        )
         async with self._connection() as conn:
-            await conn.executemany(
+            await conn.execute(
                 "INSERT INTO attempts (webhook_seq, try, at, duration_ms, http_status, error)"
-                " SELECT seq, tries + 1, $1, $2, $3, $4 FROM webhooks WHERE seq = $5",
-                [(o.at_ms, o.duration_ms, o.http_status, o.error, o.webhook_seq) for o in outcomes],
+                " SELECT w.seq, w.tries + 1, t.at, t.duration, t.status, t.error"
+                " FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[])"
+                " AS t(seq, at, duration, status, error) JOIN webhooks w ON w.seq = t.seq",
+                *columns[:5],
             )
-            await conn.executemany(
-                "UPDATE webhooks SET tries = tries + 1, round_tries = round_tries + 1, status = $1,"
-                " last_failure = CASE WHEN $2 = '' THEN last_failure ELSE $2 END, processed_at = $3, due_at = $4,"
-                " lease_until = NULL WHERE seq = $5",
-                [(_status(o), o.error, o.at_ms + o.duration_ms, o.next_due_ms, o.webhook_seq) for o in outcomes],
+            await conn.execute(
+                "UPDATE webhooks w SET tries = w.tries + 1, round_tries = w.round_tries + 1, status = t.state,"
+                " last_failure = CASE WHEN t.error = '' THEN w.last_failure ELSE t.error END,"
+                " processed_at = t.at + t.duration, due_at = t.due, lease_until = NULL"
+                " FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::text[], $7::bigint[])"
+                " AS t(seq, at, duration, status, error, state, due) WHERE w.seq = t.seq",
+                *columns,
             )
 
     async def release_leases(self, now_ms: int) -> int:
