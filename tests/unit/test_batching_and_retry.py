@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 
 from webhook_manager.batching import plan_batches
@@ -69,3 +71,19 @@ def test_bundles_past_the_last_batch_are_never_decoded() -> None:
     bundles = [bundle(1, 300), bundle(2, 300)]
     plan_batches(bundles, max_events=100, linger_ms=0, now_ms=0, max_batches=3)
     assert bundles[1]._items is None
+
+
+async def test_a_cancel_always_ends_the_wait_even_as_the_event_fires() -> None:
+    import asyncio
+
+    from webhook_manager.pipeline.wake import wait_or_timeout
+
+    for _ in range(50):
+        event = asyncio.Event()
+        task = asyncio.create_task(wait_or_timeout(event, 10))
+        await asyncio.sleep(0)
+        event.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled()

@@ -10,6 +10,7 @@ from webhook_manager.batching import plan_batches
 from webhook_manager.ids import new_ids
 from webhook_manager.model import Configuration, Formed, NewWebhook, PendingBundle, Subject
 from webhook_manager.payload import webhook_body
+from webhook_manager.pipeline.wake import wait_or_timeout
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 from webhook_manager.timefmt import now_ms
@@ -93,7 +94,4 @@ class Batcher:
             timeout = IDLE_POLL_S
             if wake_at is not None:
                 timeout = min(timeout, max(wake_at - now_ms(), 0) / 1000)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(self._wake, timeout)

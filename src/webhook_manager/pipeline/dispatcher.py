@@ -9,6 +9,7 @@ from collections import Counter
 
 from webhook_manager.model import AttemptOutcome, DueWebhook
 from webhook_manager.pipeline.egress import Egress
+from webhook_manager.pipeline.wake import wait_or_timeout
 from webhook_manager.retry import next_try_at
 from webhook_manager.settings import Settings
 from webhook_manager.signing import standard_headers
@@ -149,10 +150,7 @@ class Dispatcher:
                 continue
             if started and self._total < self._settings.max_in_flight:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(self._wake, IDLE_POLL_S)
 
     async def drain(self, timeout_s: float) -> None:
         """Let tries in flight end (up to ``timeout_s``) and write their outcomes."""

@@ -401,8 +401,8 @@ class PostgresStore:
                 made += len(formed.webhooks)
                 if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
                     wake_at = formed.wake_at_ms
-            if made:
-                await conn.execute(f"SELECT pg_notify('{CHANNEL}', 'webhooks')")
+        # No NOTIFY here: the process that formed them sends them (other workers poll every 100 ms), and each
+        # NOTIFY takes PostgreSQL's global notify lock through its commit.
         return made, wake_at
 
     async def claim_due_webhooks(
