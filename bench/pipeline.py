@@ -3,11 +3,20 @@
 Run from the checkout with the project's virtualenv::
 
     .venv/bin/python bench/pipeline.py [--events 1000000] [--database-url sqlite:///...] [--quick]
+    .venv/bin/python bench/pipeline.py --database-url postgresql://postgres@127.0.0.1:5432/postgres --workers 3
 
-It starts a bare HTTP receiver (bench/receiver.py) in a separate process and, for each part, a fresh
-``webhook-manager serve`` (the command installed beside the Python that runs this script) on its own store, creates
-a client, a user and one configuration pointing at the receiver, and measures, against the external contract only
-(CONTRACT.md §3–§9):
+It starts a bare HTTP receiver (bench/receiver.py) in a separate process and, for each part, a fresh service (the
+``webhook-manager`` command installed beside the Python that runs this script), creates a client, a user and one
+configuration pointing at the receiver, and measures, against the external contract only (CONTRACT.md §3–§9).
+
+The service of a part is either one ``webhook-manager serve`` (the default: on a fresh temporary SQLite file, or on
+the store ``--database-url`` names), or, with ``--workers N`` (PostgreSQL only), one ``webhook-manager api`` plus N
+``webhook-manager worker`` processes on a fresh database ``wm_bench_<random>`` created for the part on the server
+``--database-url`` names (through that URL's database) and dropped afterwards. Peak RSS and service CPU are then
+summed over all of the service's processes. The targets are the issue's: on SQLite (a) >= 100 000 events/s and
+(b) >= 5 000 webhooks/s; on PostgreSQL, with 3 workers, (a) >= 60 000 and (b) >= 3 000; (c) and (d) are the same.
+
+The parts:
 
 (e) the raw ceiling: a bare aiohttp client posting webhook-sized bodies (100 events and 1 event) to the receiver;
 (a) end-to-end events/s: N events recorded with POST /v1/event in calls of 10 000, from the first POST until the
@@ -16,8 +25,10 @@ a client, a user and one configuration pointing at the receiver, and measures, a
 (c) p50/p99 latency from record to receipt at a steady 1 000 events/s (calls of 10 every 10 ms), default settings;
 (d) the service's peak RSS while draining a backlog of 1 000 000 events recorded as fast as possible.
 
-Every wait is bounded (``--timeout``, ``--stall``); the service and the receiver are always stopped on exit. All
-traffic goes to 127.0.0.1. Progress goes to stderr; figures to stdout, ending with one JSON line.
+Every wait is bounded (``--timeout``, ``--stall``); the service's processes and the receiver are always stopped and
+the bench's databases dropped on exit, also on errors and on SIGTERM. All traffic goes to 127.0.0.1 (but the
+PostgreSQL server's, which goes where ``--database-url`` says). Progress goes to stderr; figures to stdout, ending
+with one JSON line.
 """
 
 from __future__ import annotations
@@ -30,13 +41,17 @@ import ctypes
 import hashlib
 import hmac
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -44,6 +59,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import asyncpg
 import orjson
 import uvloop
 
@@ -62,13 +78,17 @@ TIMESTAMP = "2020-01-01 00:00:00"
 PROBE_TABLE = "bench_probe"
 SECRET = "mySecretWord"
 
-TARGETS: dict[str, float] = {
+SQLITE_TARGETS: dict[str, float] = {
     "a_events_per_s": 100_000,
     "b_webhooks_per_s": 5_000,
     "c_p50_ms": 40,
     "c_p99_ms": 150,
     "d_peak_rss_mb": 300,
 }
+# The issue's targets on PostgreSQL, with 1 api + 3 workers on a 2-core machine; (c) and (d) are SQLite's.
+POSTGRES_TARGETS: dict[str, float] = {**SQLITE_TARGETS, "a_events_per_s": 60_000, "b_webhooks_per_s": 3_000}
+TARGET_WORKERS = 3  # the worker count the PostgreSQL targets are stated for
+WORKER_READY = "webhook-manager worker running"  # logged (level info) by `webhook-manager worker` once it runs
 
 
 class BenchError(Exception):
@@ -107,6 +127,7 @@ class Options:
     ceiling_seconds: float
     ceiling_concurrency: int
     database_url: str | None
+    workers: int | None
     env: dict[str, str]
     timeout: float
     stall: float
@@ -139,7 +160,15 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--database-url",
         default=None,
-        help="store for every service run (default: a fresh temporary SQLite file per run)",
+        help="store for every service run (default: a fresh temporary SQLite file per run); with --workers, the"
+        " PostgreSQL server (and the database to connect to) on which each run gets a fresh database",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run 1 `api` + N `worker` processes per run instead of one `serve` (needs a postgresql:// --database-url)",
     )
     parser.add_argument(
         "--env",
@@ -179,6 +208,7 @@ def parse_args(argv: list[str] | None) -> Options:
         ceiling_seconds=max(0.5, args.ceiling_seconds / scale),
         ceiling_concurrency=args.ceiling_concurrency,
         database_url=args.database_url,
+        workers=args.workers,
         env=env,
         timeout=args.timeout,
         stall=args.stall,
@@ -190,7 +220,38 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("events per call must be 1–10000 (CONTRACT §5)")
     if options.clients < 1 or options.ceiling_concurrency < 1 or options.latency_rate < 1:
         parser.error("--clients, --ceiling-concurrency and --latency-rate must be at least 1")
+    if options.workers is not None:
+        if options.workers < 1:
+            parser.error("--workers must be at least 1")
+        if not is_postgres(options.database_url):
+            parser.error("--workers runs `api` + `worker` processes on PostgreSQL: give --database-url postgresql://…")
     return options
+
+
+def is_postgres(url: str | None) -> bool:
+    return url is not None and url.startswith(("postgresql://", "postgres://"))
+
+
+def targets_for(options: Options) -> dict[str, float]:
+    return POSTGRES_TARGETS if is_postgres(options.database_url) else SQLITE_TARGETS
+
+
+def layout_of(options: Options) -> str:
+    """The service's processes in words, e.g. ``1 api + 3 workers on PostgreSQL``."""
+    store = "PostgreSQL" if is_postgres(options.database_url) else "SQLite"
+    if options.workers is None:
+        return f"1 serve on {store}"
+    return f"1 api + {options.workers} worker{'s' if options.workers != 1 else ''} on {store}"
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, for the log."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 class Deadline:
@@ -251,8 +312,8 @@ def busy(before: float | None, after: float | None, elapsed: float) -> float | N
     return None if before is None or after is None or elapsed <= 0 else (after - before) / elapsed
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, found through /proc/*/stat."""
+def descendants(*pids: int) -> list[int]:
+    """Every process below the given ones, found through /proc/*/stat."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -264,7 +325,7 @@ def descendants(pid: int) -> list[int]:
             continue
         parents.setdefault(ppid, []).append(int(entry))
     found: list[int] = []
-    todo = [pid]
+    todo = list(pids)
     while todo:
         for child in parents.get(todo.pop(), []):
             found.append(child)
@@ -273,32 +334,36 @@ def descendants(pid: int) -> list[int]:
 
 
 class RssSampler:
-    """Samples the service's resident memory (its process and any children) until stopped."""
+    """Samples the resident memory of the service's processes (and any children of theirs), summed, until stopped."""
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
+    def __init__(self, pids: list[int], interval: float = 0.1) -> None:
+        self.pids = pids
         self.interval = interval
         self.peak_sampled_kb = 0
         self.samples = 0
-        self.processes = 1
+        self.processes = len(pids)
         self.hwm_kb: int | None = None
+        self.hwm_by_pid: list[int | None] = []
         self.hwm_reset = False
 
     def reset_peak(self) -> None:
-        """Restart the kernel's peak (VmHWM) now, so start-up and login (argon2 takes ~64 MiB) do not count."""
-        try:
-            with open(f"/proc/{self.pid}/clear_refs", "wb") as clear_refs:
-                clear_refs.write(b"5")
-            self.hwm_reset = True
-        except OSError:
-            self.hwm_reset = False
+        """Restart the kernel's peak (VmHWM) of every process now, so start-up and login (argon2 takes ~64 MiB)
+        do not count."""
+        reset = True
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/clear_refs", "wb") as clear_refs:
+                    clear_refs.write(b"5")
+            except OSError:
+                reset = False
+        self.hwm_reset = reset
 
     async def run(self) -> None:
-        tree = [self.pid]
+        tree = list(self.pids)
         rounds = 0
         while True:
             if rounds % 20 == 0:
-                tree = [self.pid, *descendants(self.pid)]
+                tree = [*self.pids, *descendants(*self.pids)]
                 self.processes = len(tree)
             rounds += 1
             total = sum(read_status_kb(pid, b"VmRSS:") or 0 for pid in tree)
@@ -308,25 +373,100 @@ class RssSampler:
             await asyncio.sleep(self.interval)
 
     def finish(self) -> None:
-        """Read the kernel's high-water mark; call before the service stops."""
-        self.hwm_kb = read_status_kb(self.pid, b"VmHWM:")
+        """Read the kernel's high-water marks (summed); call before the service stops."""
+        self.hwm_by_pid = [read_status_kb(pid, b"VmHWM:") for pid in self.pids]
+        known = [kb for kb in self.hwm_by_pid if kb is not None]
+        self.hwm_kb = sum(known) if len(known) == len(self.pids) else None
 
     def peak_mb(self) -> float:
-        """The peak since :meth:`reset_peak`: VmHWM if it could be reset, else the largest sample."""
+        """The peak since :meth:`reset_peak`: the VmHWM (summed over the processes: each one's own peak, so at least
+        the peak of the sum) if it could be reset, else the largest sample of the summed VmRSS."""
         if self.hwm_reset and self.hwm_kb:
             return max(self.hwm_kb, self.peak_sampled_kb) / 1024.0
         return self.peak_sampled_kb / 1024.0
 
 
-class Service:
-    """One ``webhook-manager serve`` on its own port and store."""
+class ServiceProcess:
+    """One process of the service (``serve``, ``api`` or ``worker``), its output in a log file of its own."""
 
-    def __init__(self, label: str, exe: Path, database_url: str, settings: dict[str, str], workdir: Path) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def exit_status(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 3) -> str:
+        text = [line.strip() for line in self.log_text().strip().splitlines() if WORKER_READY not in line]
+        return " | ".join(line for line in text[-lines:] if line)
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait_or_kill(self, until: float) -> None:
+        """Wait until ``until`` (monotonic) for the process to end, then kill it."""
+        process = self.process
+        if process is None:
+            return
+        try:
+            process.wait(max(0.1, until - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{self.log_path.stem}: no exit {STOP_GRACE_S:g} s after SIGTERM; killing it")
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+
+PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|^Traceback")  # a log line worth reporting
+STOP_GRACE_S = 15.0  # how long the service's processes get to stop after SIGTERM
+
+
+class Service:
+    """The service of one part on its own port and store: one ``webhook-manager serve``, or (``workers`` given)
+    one ``webhook-manager api`` plus ``workers`` × ``webhook-manager worker``."""
+
+    def __init__(
+        self,
+        label: str,
+        exe: Path,
+        database_url: str,
+        settings: dict[str, str],
+        workdir: Path,
+        workers: int | None,
+        layout: str,
+    ) -> None:
         self.label = label
         self.exe = exe
+        self.layout = layout
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
-        self.log_path = workdir / f"service-{label}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_MANAGER_")}
         self.env.update(
             {
@@ -338,7 +478,30 @@ class Service:
                 **settings,
             }
         )
-        self.process: subprocess.Popen[bytes] | None = None
+        http = "serve" if workers is None else "api"
+        command = [str(exe), http, "--port", str(self.port), "--allow-private-endpoints", "--no-bootstrap-account"]
+        log_name = f"service-{label}.log" if workers is None else f"service-{label}-api.log"
+        self.processes = [ServiceProcess(http, command, self.env, workdir / log_name)]
+        # A worker says it runs only at level info; debug stays debug.
+        level = "debug" if self.env["WEBHOOK_MANAGER_LOG_LEVEL"].lower() == "debug" else "info"
+        worker_env = {**self.env, "WEBHOOK_MANAGER_LOG_LEVEL": level}
+        for n in range(1, (workers or 0) + 1):
+            self.processes.append(
+                ServiceProcess(
+                    f"worker-{n}",
+                    [str(exe), "worker", "--allow-private-endpoints"],
+                    worker_env,
+                    workdir / f"service-{label}-worker-{n}.log",
+                )
+            )
+
+    @property
+    def workers(self) -> list[ServiceProcess]:
+        return self.processes[1:]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
 
     def create_account(self, deadline: Deadline) -> str | None:
         """Create client and user; the error's last line when that failed (e.g. the user exists already)."""
@@ -361,52 +524,141 @@ class Service:
         return lines[-1] if lines else f"exit status {done.returncode}"
 
     def start(self) -> None:
-        command = [str(self.exe), "serve", "--port", str(self.port), "--allow-private-endpoints"]
-        command.append("--no-bootstrap-account")
-        with open(self.log_path, "wb") as log_file:
-            self.process = subprocess.Popen(
-                command,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        """Start every process (the store is migrated already: `account create` does it)."""
+        for process in self.processes:
+            process.start()
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+    async def wait_workers(self, deadline: Deadline, limit: float = 60.0) -> None:
+        """Until every worker has logged that it runs; bounded by ``limit`` and the deadline."""
+        give_up = time.monotonic() + limit
+        waiting = list(self.workers)
+        while waiting:
+            waiting = [w for w in waiting if WORKER_READY not in w.log_text()]
+            if not waiting:
+                return
+            gone = self.exited()
+            if gone is not None:
+                raise BenchError(f"({self.label}) {gone}")
+            deadline.check(f"waiting for ({self.label}) {waiting[0].name} to start")
+            if time.monotonic() > give_up:
+                raise BenchError(
+                    f"({self.label}) {waiting[0].name} did not log {WORKER_READY!r} within {limit:g} s: "
+                    f"{waiting[0].log_tail()}"
+                )
+            await asyncio.sleep(0.05)
 
-    def exit_status(self) -> int | None:
-        return None if self.process is None else self.process.poll()
+    def exited(self) -> str | None:
+        """``<process> exited with status N: <its log's tail>`` for the first process that has exited, or None."""
+        for process in self.processes:
+            status = process.exit_status()
+            if status is not None:
+                return f"{process.name} exited with status {status}: {process.log_tail()}"
+        return None
 
     def log_tail(self, lines: int = 3) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return " | ".join(line.strip() for line in text[-lines:])
+        if len(self.processes) == 1:
+            return self.processes[0].log_tail(lines)
+        tails = [(p.name, p.log_tail(lines)) for p in self.processes]
+        return " || ".join(f"{name}: {tail}" for name, tail in tails if tail)
+
+    def cpu_by_process(self) -> dict[str, float | None]:
+        return {p.name: cpu_seconds(p.pid) for p in self.processes}
+
+    def log_problems(self) -> list[str]:
+        """Lines of the processes' logs at level WARNING or above (or tracebacks), and exits other than a clean
+        one, as ``name: line``."""
+        problems: list[str] = []
+        for process in self.processes:
+            status = process.exit_status()
+            if status not in (None, 0):
+                problems.append(f"{process.name}: exited with status {status} (0 expected after SIGTERM)")
+            for line in process.log_text().splitlines():
+                if PROBLEM.search(line):
+                    problems.append(f"{process.name}: {line.strip()}")
+        return problems
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
+        """SIGTERM to every process at once; each gets STOP_GRACE_S to end, then SIGKILL."""
+        for process in self.processes:
+            process.terminate()
+        until = time.monotonic() + STOP_GRACE_S
+        for process in self.processes:
+            process.wait_or_kill(until)
+
+
+# ------------------------------------------------------------------------------------------------- databases
+
+
+def database_url_for(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name`` (same server, user, password and options)."""
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def admin_execute(admin_url: str, statement: str, timeout: float = 60.0) -> None:
+    """One statement on a connection of its own through ``admin_url``; bounded."""
+
+    async def go() -> None:
+        conn = await asyncpg.connect(admin_url, timeout=10)
         try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+            await conn.execute(statement, timeout=timeout)
+        finally:
+            await conn.close(timeout=5)
+
+    await asyncio.wait_for(go(), timeout + 20)
+
+
+async def create_database(children: Children, admin_url: str, label: str) -> tuple[str, str]:
+    """A fresh, empty database ``wm_bench_<random>`` on the server of ``admin_url``: (its URL, its name)."""
+    name = f"wm_bench_{uuid.uuid4().hex[:12]}"
+    children.databases[name] = admin_url  # before CREATE: dropped on exit whatever happens from here
+    try:
+        await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise BenchError(
+            f"({label}) cannot create database {name} through {redact(admin_url)}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return database_url_for(admin_url, name), name
+
+
+async def drop_database(children: Children, name: str) -> None:
+    """Drop a database the bench created (closing any connection left to it); log, not raise, on failure."""
+    admin_url = children.databases.get(name)
+    if admin_url is None:
+        return
+    try:
+        await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        log(f"could not drop database {name} through {redact(admin_url)}: {type(exc).__name__}: {exc}")
+        return
+    del children.databases[name]
+    log(f"dropped database {name}")
+
+
+def drop_databases_now(children: Children) -> None:
+    """Drop what is left of the bench's databases, from outside any event loop (a thread of its own); bounded."""
+
+    async def go() -> None:
+        for name in list(children.databases):
+            await drop_database(children, name)
+
+    def in_thread() -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run(go())
+
+    thread = threading.Thread(target=in_thread, daemon=True)
+    thread.start()
+    thread.join(120)
+    for name, admin_url in children.databases.items():
+        log(f"database {name} may be left on {redact(admin_url)}: drop it with DROP DATABASE {name} WITH (FORCE)")
 
 
 @dataclass
 class Children:
-    """Everything the bench started, to stop on any exit."""
+    """Everything the bench started or created, to stop or drop on any exit."""
 
     services: list[Service] = field(default_factory=list)
     receivers: list[BaseProcess] = field(default_factory=list)
+    databases: dict[str, str] = field(default_factory=dict)  # name → admin URL, until dropped
 
     def stop_all(self) -> None:
         for service in self.services:
@@ -415,6 +667,9 @@ class Children:
         for process in self.receivers:
             with contextlib.suppress(Exception):
                 receiver.stop(process)
+        if self.databases:
+            with contextlib.suppress(Exception):
+                drop_databases_now(self)
 
 
 # ------------------------------------------------------------------------------------------------------ HTTP
@@ -480,12 +735,9 @@ class Api:
     async def wait_ready(self, deadline: Deadline, limit: float = 60.0) -> None:
         give_up = time.monotonic() + limit
         while True:
-            status = self.service.exit_status()
-            if status is not None:
-                raise BenchError(
-                    f"({self.service.label}) the service exited with status {status} before /readyz answered 200: "
-                    f"{self.service.log_tail()}"
-                )
+            gone = self.service.exited()
+            if gone is not None:
+                raise BenchError(f"({self.service.label}) before /readyz answered 200, {gone}")
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with self.session.get(f"{self.base}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as resp:
                     await resp.read()
@@ -517,8 +769,8 @@ class Api:
 
     def failed(self, what: str, exc: Exception) -> BenchError:
         why = "no answer in time" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-        status = self.service.exit_status()
-        gone = f"; the service exited with status {status}: {self.service.log_tail()}" if status is not None else ""
+        exited = self.service.exited()
+        gone = f"; {exited}" if exited is not None else ""
         return BenchError(f"({self.service.label}) {what}: {why}{gone}")
 
     async def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
@@ -642,6 +894,8 @@ class Context:
     children: Children
     session: aiohttp.ClientSession
     receiver: ReceiverClient
+    targets: dict[str, float]
+    layout: str
     results: dict[str, Any] = field(default_factory=dict)
     bodies: dict[tuple[int, int], list[tuple[bytes, int]]] = field(default_factory=dict)
 
@@ -655,20 +909,32 @@ class Context:
 
 @contextlib.asynccontextmanager
 async def running_service(ctx: Context, label: str, settings: dict[str, str]) -> AsyncIterator[Running]:
-    """A fresh service (own store unless --database-url) with the bench's user and configuration, until exit."""
+    """A fresh service (own store: a new SQLite file, or with --workers a new PostgreSQL database; the given one
+    otherwise) with the bench's user and configuration, until exit; then stopped and its database dropped."""
     opts = ctx.options
-    database_url = opts.database_url or f"sqlite:///{ctx.workdir / f'wm-{label}.db'}"
-    service = Service(label, ctx.exe, database_url, {**settings, **opts.env}, ctx.workdir)
-    ctx.children.services.append(service)
     shown = " ".join(f"{k.removeprefix('WEBHOOK_MANAGER_')}={v}" for k, v in sorted({**settings, **opts.env}.items()))
-    log(f"({label}) starting the service on port {service.port}, store {database_url}, {shown or 'default settings'}")
-    account_error = service.create_account(ctx.deadline)
-    service.start()
-    sampler = RssSampler(service.pid)
+    out(f"({label}) service: {ctx.layout}, {shown or 'default settings'}")
+    service: Service | None = None
+    database: str | None = None
+    sampler: RssSampler | None = None
     sampling: asyncio.Task[None] | None = None
     try:
+        if opts.workers is not None:
+            assert opts.database_url is not None
+            database_url, database = await create_database(ctx.children, opts.database_url, label)
+        else:
+            database_url = opts.database_url or f"sqlite:///{ctx.workdir / f'wm-{label}.db'}"
+        service = Service(label, ctx.exe, database_url, {**settings, **opts.env}, ctx.workdir, opts.workers, ctx.layout)
+        ctx.children.services.append(service)
+        log(
+            f"({label}) starting {ctx.layout} on port {service.port}, store {redact(database_url)},"
+            f" {shown or 'default settings'}"
+        )
+        account_error = service.create_account(ctx.deadline)  # migrates the store first, before any process runs
+        service.start()
         api = Api(ctx.session, service, ctx.deadline)
         await api.wait_ready(ctx.deadline)
+        await service.wait_workers(ctx.deadline)
         await api.login(account_error)
         await api.configure(ctx.receiver.endpoint)
         # A probe on a table no configuration matches: says early whether POST /v1/event exists, records nothing.
@@ -676,17 +942,25 @@ async def running_service(ctx: Context, label: str, settings: dict[str, str]) ->
             {"table": PROBE_TABLE, "action": ACTION, "items": [{"rowId": 0, "timestamp": TIMESTAMP, "data": None}]}
         )
         await api.post_events(probe, 1)
+        sampler = RssSampler(service.pids)
         sampler.reset_peak()
         sampling = asyncio.create_task(sampler.run())
         yield Running(service, api, sampler)
     finally:
         if sampling is not None:
             sampling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampling
-        sampler.finish()
-        log(f"({label}) stopping the service")
-        service.stop()
+            await asyncio.wait({sampling}, timeout=1.0)
+        if sampler is not None:
+            sampler.finish()
+        if service is not None:
+            log(f"({label}) stopping the service ({service.layout})")
+            service.stop()
+            problems = service.log_problems()
+            if problems:
+                log(f"({label}) {len(problems)} warning/error line(s) in the service's logs; the first: {problems[0]}")
+            ctx.results.setdefault("log_problems", {})[label] = problems[:20]
+        if database is not None:
+            await drop_database(ctx.children, database)
 
 
 async def wait_for_events(ctx: Context, running: Running, expected: int, label: str) -> receiver.Stats:
@@ -710,9 +984,9 @@ async def wait_for_events(ctx: Context, running: Running, expected: int, label: 
                 f"{stats['webhooks']:,} webhooks, none in the last {stall:g} s"
                 + (f"; service log: {tail}" if tail else "")
             )
-        status = running.service.exit_status()
-        if status is not None:
-            raise BenchError(f"({label}) the service exited with status {status}: {running.service.log_tail()}")
+        gone = running.service.exited()
+        if gone is not None:
+            raise BenchError(f"({label}) {gone}")
         if now >= next_report:
             log(f"({label}) {stats['events']:,} of {expected:,} events received")
             next_report = now + 10
@@ -740,7 +1014,7 @@ async def throughput(ctx: Context, running: Running, total: int, label: str) -> 
     """Record ``total`` events as fast as possible; time to the API's last answer and to the last receipt."""
     bodies = ctx.event_bodies(total)
     await ctx.receiver.reset()
-    cpu_before = cpu_seconds(running.service.pid)
+    cpu_before = running.service.cpu_by_process()
     log(f"({label}) recording {total:,} events in {len(bodies):,} calls with {ctx.options.clients} clients")
     t0 = time.time()
     received, recorded = await record_all(ctx, running, bodies, label)
@@ -751,12 +1025,17 @@ async def throughput(ctx: Context, running: Running, total: int, label: str) -> 
         )
     log(f"({label}) recorded {recorded:,} events in {recorded_at - t0:.2f} s; waiting for webhooks")
     stats = await wait_for_events(ctx, running, recorded, label)
-    cpu_after = cpu_seconds(running.service.pid)
+    cpu_after = running.service.cpu_by_process()
     await asyncio.sleep(0.2)  # anything beyond the expected count (duplicates) that is still on its way
     final = await ctx.receiver.stats()
     last = stats["last"] or time.time()
     e2e_s = max(last - t0, 1e-9)
     record_s = max(recorded_at - t0, 1e-9)
+    cpu: dict[str, float | None] = {
+        name: None if before is None or cpu_after.get(name) is None else cast(float, cpu_after[name]) - before
+        for name, before in cpu_before.items()
+    }
+    known = [seconds for seconds in cpu.values() if seconds is not None]
     return {
         "events": total,
         "received": received,
@@ -771,7 +1050,9 @@ async def throughput(ctx: Context, running: Running, total: int, label: str) -> 
         "events_received": final["events"],
         "duplicate_webhooks": final["duplicates"],
         "first_webhook_after_s": (stats["first"] - t0) if stats["first"] else None,
-        "service_cpu_s": (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None,
+        # summed over all of the service's processes (api + workers); None if one of them could not be read
+        "service_cpu_s": sum(known) if len(known) == len(cpu) else None,
+        "service_cpu_by_process_s": cpu,
     }
 
 
@@ -784,6 +1065,12 @@ def rss_result(running: Running) -> dict[str, Any]:
         "samples": sampler.samples,
         "processes": sampler.processes,
         "vmhwm_reset_after_login": sampler.hwm_reset,
+        # peak_rss_mb, vmhwm_mb and sampled_peak_rss_mb are sums over these processes (and their children)
+        "service_processes": running.service.layout,
+        "vmhwm_by_process_mb": {
+            p.name: None if kb is None else kb / 1024.0
+            for p, kb in zip(running.service.processes, sampler.hwm_by_pid, strict=False)
+        },
     }
 
 
@@ -926,10 +1213,15 @@ def print_throughput(ctx: Context, label: str, result: dict[str, Any]) -> None:
         + ratio(result["record_events_per_s"], ceiling_events)
     )
     cpu = result["service_cpu_s"]
+    by_process: dict[str, float | None] = result["service_cpu_by_process_s"]
+    summed = ""
+    if len(by_process) > 1:
+        each = ", ".join(f"{name} {seconds or 0:.1f}" for name, seconds in by_process.items())
+        summed = f" (summed over {ctx.layout}: {each})"
     out(
         f"({label}) webhooks: {result['webhooks']:,} ({result['events_per_webhook'] or 0:.1f} events each),"
         f" first after {result['first_webhook_after_s'] or 0:.3f} s"
-        + (f", service CPU {cpu:.1f} s over {result['e2e_s']:.1f} s wall" if cpu is not None else "")
+        + (f", service CPU {cpu:.1f} s{summed} over {result['e2e_s']:.1f} s wall" if cpu is not None else "")
     )
 
 
@@ -940,7 +1232,7 @@ async def part_a(ctx: Context, with_backlog: bool) -> None:
     result["rss"] = rss_result(running)
     ctx.results["a"] = result
     print_throughput(ctx, "a", result)
-    target = TARGETS["a_events_per_s"]
+    target = ctx.targets["a_events_per_s"]
     out(
         f"(a) END-TO-END: {result['recorded']:,} events in {result['e2e_s']:.2f} s = {result['events_per_s']:,.0f}"
         f" events/s   target >= {target:,.0f}  {verdict(result['events_per_s'] >= target)}"
@@ -957,7 +1249,7 @@ async def part_b(ctx: Context) -> None:
     result["rss"] = rss_result(running)
     ctx.results["b"] = result
     print_throughput(ctx, "b", result)
-    target = TARGETS["b_webhooks_per_s"]
+    target = ctx.targets["b_webhooks_per_s"]
     out(
         f"(b) WEBHOOKS/S (1 event each): {result['webhooks']:,} webhooks in {result['e2e_s']:.2f} s ="
         f" {result['webhooks_per_s']:,.0f} webhooks/s   target >= {target:,.0f}"
@@ -1049,6 +1341,7 @@ async def part_c(ctx: Context) -> None:
     }
     ctx.results["c"] = result
     p50, p99 = result["p50_ms"], result["p99_ms"]
+    targets = ctx.targets
     out(
         f"(c) steady load: {result['events']:,} events at {result['achieved_rate']:,.0f}/s"
         f" (asked {opts.latency_rate:,}/s) in {result['webhooks']:,} webhooks"
@@ -1056,9 +1349,9 @@ async def part_c(ctx: Context) -> None:
         f" {result['call_p50_ms'] or 0:.1f} ms, p99 {result['call_p99_ms'] or 0:.1f} ms"
     )
     out(
-        f"(c) LATENCY record→receipt: p50 {p50 or 0:.1f} ms (target <= {TARGETS['c_p50_ms']:.0f}"
-        f" {verdict(None if p50 is None else p50 <= TARGETS['c_p50_ms'])}), p99 {p99 or 0:.1f} ms (target <="
-        f" {TARGETS['c_p99_ms']:.0f} {verdict(None if p99 is None else p99 <= TARGETS['c_p99_ms'])}),"
+        f"(c) LATENCY record→receipt: p50 {p50 or 0:.1f} ms (target <= {targets['c_p50_ms']:.0f}"
+        f" {verdict(None if p50 is None else p50 <= targets['c_p50_ms'])}), p99 {p99 or 0:.1f} ms (target <="
+        f" {targets['c_p99_ms']:.0f} {verdict(None if p99 is None else p99 <= targets['c_p99_ms'])}),"
         f" p90 {result['p90_ms'] or 0:.1f} ms, max {result['max_ms'] or 0:.1f} ms, {result['samples']:,} samples"
     )
 
@@ -1072,10 +1365,16 @@ def print_backlog(ctx: Context, result: dict[str, Any], how: str) -> None:
         "events_per_s": result["events_per_s"],
         **rss,
     }
-    target = TARGETS["d_peak_rss_mb"]
+    target = ctx.targets["d_peak_rss_mb"]
+    hwm_by_process: dict[str, float | None] = rss["vmhwm_by_process_mb"]
+    summed = each = ""
+    if len(hwm_by_process) > 1:
+        summed = f" summed over {rss['service_processes']}"
+        each = " (" + ", ".join(f"{name} {mb or 0:,.1f}" for name, mb in hwm_by_process.items()) + ": each one's peak)"
     out(
-        f"(d) PEAK RSS draining {result['recorded']:,} events: {rss['peak_rss_mb']:,.1f} MB   target <= {target:.0f} MB"
-        f"  {verdict(rss['peak_rss_mb'] <= target)}   [VmHWM {rss['vmhwm_mb']:,.1f} MB"
+        f"(d) PEAK RSS draining {result['recorded']:,} events: {rss['peak_rss_mb']:,.1f} MB{summed}"
+        f"   target <= {target:.0f} MB  {verdict(rss['peak_rss_mb'] <= target)}   [VmHWM {rss['vmhwm_mb']:,.1f} MB"
+        + each
         + (" since login" if rss["vmhwm_reset_after_login"] else " since start (could not reset it; not used)")
         + f", max sampled VmRSS"
         f" {rss['sampled_peak_rss_mb']:,.1f} MB over {rss['samples']:,} samples, {rss['processes']} process(es);"
@@ -1092,14 +1391,19 @@ async def part_d(ctx: Context) -> None:
 
 def print_summary(ctx: Context, error: str | None) -> None:
     results = ctx.results
+    targets = ctx.targets
     summary: dict[str, Any] = {
         "quick": ctx.options.quick,
-        "targets": TARGETS,
+        "service": ctx.layout,
+        "store": "postgresql" if is_postgres(ctx.options.database_url) else "sqlite",
+        "workers": ctx.options.workers,
+        "targets": targets,
         "ceiling": results.get("e"),
         "a": results.get("a"),
         "b": results.get("b"),
         "c": results.get("c"),
         "d": results.get("d"),
+        "log_problems": results.get("log_problems"),
         "error": error,
     }
     a, b, c, d = (results.get(k) for k in "abcd")
@@ -1120,12 +1424,12 @@ def print_summary(ctx: Context, error: str | None) -> None:
         "b_ratio_to_ceiling": b and ceiling_1 and b["webhooks_per_s"] / ceiling_1,
     }
     checks: dict[str, bool | None] = {
-        "a": None if not a else a["events_per_s"] >= TARGETS["a_events_per_s"],
-        "b": None if not b else b["webhooks_per_s"] >= TARGETS["b_webhooks_per_s"],
+        "a": None if not a else a["events_per_s"] >= targets["a_events_per_s"],
+        "b": None if not b else b["webhooks_per_s"] >= targets["b_webhooks_per_s"],
         "c": None
         if not c or c["p50_ms"] is None or c["p99_ms"] is None
-        else c["p50_ms"] <= TARGETS["c_p50_ms"] and c["p99_ms"] <= TARGETS["c_p99_ms"],
-        "d": None if not d else d["peak_rss_mb"] <= TARGETS["d_peak_rss_mb"],
+        else c["p50_ms"] <= targets["c_p50_ms"] and c["p99_ms"] <= targets["c_p99_ms"],
+        "d": None if not d else d["peak_rss_mb"] <= targets["d_peak_rss_mb"],
     }
     summary["pass"] = checks
     if (a or b) and (ceiling_100 or ceiling_1):
@@ -1148,6 +1452,33 @@ def print_summary(ctx: Context, error: str | None) -> None:
 # ------------------------------------------------------------------------------------------------------ main
 
 
+def print_header(ctx: Context) -> None:
+    """What runs where, and the targets the figures are held to."""
+    opts, targets = ctx.options, ctx.targets
+    if opts.workers is not None:
+        assert opts.database_url is not None
+        where = f"a fresh database per part on {redact(database_url_for(opts.database_url, '')).rstrip('/')}"
+    elif is_postgres(opts.database_url):
+        where = f"the one database {redact(opts.database_url or '')}, shared by the parts"
+    elif opts.database_url:
+        where = f"the one store {opts.database_url}, shared by the parts"
+    else:
+        where = "a fresh SQLite file per part"
+    if is_postgres(opts.database_url):
+        whose = f"the issue's for PostgreSQL, stated for 1 api + {TARGET_WORKERS} workers"
+        if opts.workers != TARGET_WORKERS:
+            whose += f"; this run: {ctx.layout}"
+    else:
+        whose = "the issue's for SQLite, one serve process"
+    out(f"service: {ctx.layout} ({where})")
+    out(
+        f"targets ({whose}): (a) >= {targets['a_events_per_s']:,.0f} events/s end-to-end in full batches,"
+        f" (b) >= {targets['b_webhooks_per_s']:,.0f} one-event webhooks/s, (c) p50 <= {targets['c_p50_ms']:.0f} ms"
+        f" and p99 <= {targets['c_p99_ms']:.0f} ms, (d) peak RSS <= {targets['d_peak_rss_mb']:.0f} MB"
+        + (" (summed over the processes)" if opts.workers is not None else "")
+    )
+
+
 async def run(options: Options, children: Children, workdir: Path) -> str | None:
     """All parts; the error's one line, or None."""
     deadline = Deadline(options.timeout)
@@ -1159,8 +1490,17 @@ async def run(options: Options, children: Children, workdir: Path) -> str | None
     connector = aiohttp.TCPConnector(limit=max(16, options.clients * 2))
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         ctx = Context(
-            options, deadline, exe, workdir, children, session, ReceiverClient(session, port, process.pid or 0)
+            options,
+            deadline,
+            exe,
+            workdir,
+            children,
+            session,
+            ReceiverClient(session, port, process.pid or 0),
+            targets_for(options),
+            layout_of(options),
         )
+        print_header(ctx)
         error: str | None = None
         try:
             if not exe.exists() and any(p in options.parts for p in "abcd"):
@@ -1205,11 +1545,19 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, cancel)
         return await run(options, children, workdir)
 
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Outside the event loop (whose own handler cancels the run), SIGTERM unwinds like Ctrl-C, into the cleanup.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         error = uvloop.run(guarded())
     except KeyboardInterrupt:
         error = "interrupted"
     finally:
+        # The cleanup is bounded (STOP_GRACE_S per service, timeouts on the database drops): let it finish.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         children.stop_all()
         if options.keep:
             log(f"kept {workdir}")
