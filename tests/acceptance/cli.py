@@ -36,6 +36,31 @@ def wm(
     )
 
 
+PASSWORD = "a long enough password"
+
+
+def account_create(
+    workdir: Path,
+    client_code: str = "100",
+    username: str = "alice",
+    password: str = PASSWORD,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``webhook-manager account create … --password-stdin``, the password on standard input."""
+    return wm(
+        workdir,
+        "account",
+        "create",
+        "--client-code",
+        client_code,
+        "--username",
+        username,
+        "--password-stdin",
+        stdin=password,
+        env=env,
+    )
+
+
 class Served:
     def __init__(self, process: subprocess.Popen[str], url: str, banner: list[str]) -> None:
         self.process, self.url, self.banner = process, url, banner

@@ -9,21 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.cli import serve, wm
+from tests.acceptance.cli import account_create, serve, wm
 
 
 def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
-    created = wm(
-        workdir,
-        "account",
-        "create",
-        "--client-code",
-        "555",
-        "--username",
-        "alice",
-        "--password-stdin",
-        stdin="a long enough password\n",
-    )
+    created = account_create(workdir, "555", "alice", "a long enough password\n")  # as `echo` would pipe it
     assert created.returncode == 0, created.stderr
     assert "alice" in created.stdout
     assert (workdir / "var" / "webhook-manager.db").exists()
@@ -115,55 +105,12 @@ def test_a_bad_setting_stops_start_up_with_one_line(workdir: Path, monkeypatch: 
 
 
 def test_account_create_refuses_bad_input_naming_the_flag(workdir: Path) -> None:
-    bad_code = wm(
-        workdir,
-        "account",
-        "create",
-        "--client-code",
-        "a b",
-        "--username",
-        "x",
-        "--password-stdin",
-        stdin="a long enough password",
-    )
+    bad_code = account_create(workdir, "a b", "x")
     assert bad_code.returncode != 0 and "--client-code" in bad_code.stderr
-    short = wm(
-        workdir,
-        "account",
-        "create",
-        "--client-code",
-        "1",
-        "--username",
-        "x",
-        "--password-stdin",
-        stdin="short",
-    )
+    short = account_create(workdir, "1", "x", "short")
     assert short.returncode != 0 and "password" in short.stderr
-    assert (
-        wm(
-            workdir,
-            "account",
-            "create",
-            "--client-code",
-            "1",
-            "--username",
-            "x",
-            "--password-stdin",
-            stdin="a long enough password",
-        ).returncode
-        == 0
-    )
-    again = wm(
-        workdir,
-        "account",
-        "create",
-        "--client-code",
-        "1",
-        "--username",
-        "x",
-        "--password-stdin",
-        stdin="a long enough password",
-    )
+    assert account_create(workdir, "1", "x").returncode == 0
+    again = account_create(workdir, "1", "x")
     assert again.returncode == 1 and "exists already" in again.stderr
     for result in (bad_code, short, again):
         assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.acceptance.cli import serve, wm
+from tests.acceptance.cli import account_create, serve
 from tests.databases import in_thread, postgres_database
 from tests.receiver import ThreadedReceiver
 
@@ -57,21 +57,7 @@ def webhook_statuses(workdir: Path, env: dict[str, str]) -> dict[str, int]:
 def test_kill_9_then_start_again_delivers_everything(workdir: Path, store_env: dict[str, str]) -> None:
     receiver = ThreadedReceiver()
     try:
-        assert (
-            wm(
-                workdir,
-                "account",
-                "create",
-                "--client-code",
-                "100",
-                "--username",
-                "alice",
-                "--password-stdin",
-                stdin="a long enough password",
-                env=store_env,
-            ).returncode
-            == 0
-        )
+        assert account_create(workdir, env=store_env).returncode == 0
         before_kill: list[str] = []
         for served in serve(workdir, "--allow-private-endpoints", env=store_env):
             with httpx.Client(base_url=served.url, timeout=30) as http:

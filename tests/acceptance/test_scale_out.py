@@ -16,13 +16,12 @@ import httpx
 import orjson
 import pytest
 
-from tests.acceptance.cli import Served, serve, start_worker, wm
+from tests.acceptance.cli import PASSWORD, Served, account_create, serve, start_worker
 from tests.databases import postgres_database
 from tests.receiver import ThreadedReceiver
 from webhook_manager.signing import erply_hmac
 
 pytestmark = pytest.mark.postgres
-PASSWORD = "a long enough password"
 
 
 @pytest.fixture
@@ -112,18 +111,7 @@ def wait_for_rows(receiver: ThreadedReceiver, expected: Counter[tuple[str, str, 
 
 
 def account(workdir: Path, env: dict[str, str]) -> None:
-    made = wm(
-        workdir,
-        "account",
-        "create",
-        "--client-code",
-        "100",
-        "--username",
-        "alice",
-        "--password-stdin",
-        stdin=PASSWORD,
-        env=env,
-    )
+    made = account_create(workdir, env=env)
     assert made.returncode == 0, made.stderr
 
 
