@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import SessionDep, SettingsDep, StoreDep
+from webhook_manager.api.params import check_limit, optional_time, required
 from webhook_manager.api.responses import JSONResponse, read_json
-from webhook_manager.api.webhooks import check_limit, optional_time
 from webhook_manager.events import TimestampReader, items_json, parse_event_batch
 from webhook_manager.payload import TimestampFormatter
 from webhook_manager.timefmt import from_wall_clock, now_ms, rfc3339_ms
@@ -67,8 +67,8 @@ async def list_events(
     limit: Annotated[str | None, Query(description="Default 20, at most 100")] = None,
 ) -> JSONResponse:
     """Recently recorded events of one table and action, newest first."""
-    table = check_table(table if table is not None else _missing("table"))
-    action_value = check_action(action if action is not None else _missing("action")).value
+    table = check_table(required(table, "table"))
+    action_value = check_action(required(action, "action")).value
     events = await store.list_events(session.client_code, table, action_value, check_limit(limit))
     return JSONResponse(
         [
@@ -85,9 +85,3 @@ async def list_events(
             for e in events
         ]
     )
-
-
-def _missing(field: str) -> Any:
-    from webhook_manager.errors import InvalidInput
-
-    raise InvalidInput(field, "is required")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import SessionDep, StoreDep
+from webhook_manager.api.params import check_limit, optional_time
 from webhook_manager.api.responses import JSONResponse
 from webhook_manager.errors import Conflict, InvalidInput, NotFound
 from webhook_manager.ids import is_id
@@ -16,27 +17,6 @@ from webhook_manager.timefmt import now_ms, rfc3339_ms
 from webhook_manager.validation import check_action, check_table
 
 router = APIRouter(prefix="/v1/webhook", tags=["webhook"])
-
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-
-
-def check_limit(raw: str | None) -> int:
-    """``limit``: default 20, above 100 cut to 100, below 1 (or not a number) refused."""
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput("limit", "must be a whole number from 1 to 100") from None
-    if value < 1:
-        raise InvalidInput("limit", "must be at least 1")
-    return min(value, MAX_LIMIT)
-
-
-def optional_time(ms: int | None) -> str:
-    """An RFC 3339 time, or "" for one that has not happened yet."""
-    return "" if ms is None else rfc3339_ms(ms)
 
 
 def webhook_json(w: WebhookRecord) -> dict[str, Any]:
