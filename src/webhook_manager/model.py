@@ -146,6 +146,15 @@ class PendingBundle:
             self._items = orjson.loads(self.raw)
         return self._items
 
+    @items.setter
+    def items(self, decoded: list[Any]) -> None:
+        self._items = decoded
+
+    @property
+    def decoded(self) -> bool:
+        """True once ``items`` has been decoded (or handed over)."""
+        return self._items is not None
+
 
 @dataclass(frozen=True, slots=True)
 class NewWebhook:

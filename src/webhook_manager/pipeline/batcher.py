@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from webhook_manager.batching import plan_batches
 from webhook_manager.ids import new_ids
@@ -31,6 +32,8 @@ class Batcher:
         self._linger_ms = settings.batch_linger_ms
         self._on_formed = on_formed
         self._wake = asyncio.Event()
+        # A bundle of 10 000 one-event webhooks takes ten rounds; its items are decoded once, not ten times.
+        self._decoded: dict[int, list[Any]] = {}
 
     def notify(self) -> None:
         """Events were recorded: look now."""
@@ -53,6 +56,9 @@ class Batcher:
         configuration, each with its own id and hmac. Events of a subject with no enabled configuration left
         are dropped (advanced without a webhook), as unmatched events are on arrival."""
         client_code, table, action = subject
+        for bundle in bundles:
+            if bundle.seq in self._decoded:
+                bundle.items = self._decoded[bundle.seq]
         plan = plan_batches(
             bundles,
             max_events=self._max_events,
@@ -70,6 +76,9 @@ class Batcher:
                     webhooks.append(
                         NewWebhook(webhook_id, c.id, client_code, table, action, c.endpoint, c.secret, len(batch), body)
                     )
+        self._decoded = {
+            b.seq: b.items for b in bundles if b.decoded and plan.advances.get(b.seq, b.processed_count) < b.event_count
+        }
         return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
 
     async def run_once(self) -> tuple[int, int | None]:

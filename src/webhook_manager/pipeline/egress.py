@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -68,6 +69,7 @@ class Egress:
         self._accept_any_2xx = accept_any_2xx
         self._allow_private = allow_private
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, yarl.URL] = {}  # parsing an endpoint once, not on every try
 
     async def start(self) -> None:
         """Open the client session (again, if it was open)."""
@@ -109,7 +111,12 @@ class Egress:
         if refused is not None:
             return Answer(None, refused)
         try:
-            async with self._session.post(endpoint, data=body, headers=headers, allow_redirects=False) as response:
+            url = self._urls.get(endpoint)
+            if url is None:
+                if len(self._urls) > 10_000:
+                    self._urls.clear()
+                url = self._urls[endpoint] = yarl.URL(endpoint)
+            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 await response.read()
                 status = response.status
                 if status == 200 or (self._accept_any_2xx and 200 <= status < 300):
