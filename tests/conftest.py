@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from webhook_manager import accounts
 from webhook_manager.api import create_app
 from webhook_manager.settings import Settings
-from webhook_manager.store import open_store
+from webhook_manager.store import migrated_store
 from webhook_manager.timefmt import now_ms
 
 # ../shared/spec beside the checkout holds Erply's Swagger and the contract.
@@ -102,12 +102,8 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
 
 def create_account(settings: Settings, client_code: str, username: str, password: str) -> None:
     async def go() -> None:
-        store = await open_store(settings.database_url)
-        try:
-            await store.migrate()
+        async with migrated_store(settings.database_url) as store:
             await accounts.create_account(store, client_code, username, password, now_ms())
-        finally:
-            await store.close()
 
     run(go())
 

@@ -15,7 +15,7 @@ import uvicorn
 from webhook_manager import __version__, accounts
 from webhook_manager.errors import WebhookManagerError
 from webhook_manager.settings import Settings, SettingsError
-from webhook_manager.store import open_store
+from webhook_manager.store import migrated_store, open_store
 from webhook_manager.timefmt import now_ms
 
 app = typer.Typer(
@@ -102,12 +102,8 @@ def account_create(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
     async def go() -> None:
-        store = await open_store(settings.database_url)
-        try:
-            await store.migrate()
+        async with migrated_store(settings.database_url) as store:
             await accounts.create_account(store, client_code, username, password, now_ms())
-        finally:
-            await store.close()
 
     _run(go())
     typer.echo(f"created user {username!r} of client {client_code!r}")
@@ -128,14 +124,10 @@ def _url_host(host: str) -> str:
 
 
 async def _bootstrap(settings: Settings, *, bootstrap_account: bool) -> None:
-    store = await open_store(settings.database_url)
-    try:
-        await store.migrate()
+    async with migrated_store(settings.database_url) as store:
         if not bootstrap_account:
             return
         created = await accounts.bootstrap_account(store, now_ms())
-    finally:
-        await store.close()
     if created is None:
         return
     user, password = created

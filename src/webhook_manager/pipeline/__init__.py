@@ -87,11 +87,9 @@ async def run_worker(settings: Settings) -> None:
     """The ``worker`` command: the pipeline alone until SIGTERM or SIGINT, then a clean stop."""
     import signal
 
-    from webhook_manager.store import open_store
+    from webhook_manager.store import migrated_store
 
-    store = await open_store(settings.database_url)
-    try:
-        await store.migrate()
+    async with migrated_store(settings.database_url) as store:
         pipeline = Pipeline(store, settings)
         await pipeline.start(single_process=settings.database_url.startswith("sqlite:"))
         log.info("webhook-manager worker running on %s", settings.database_url.split("@")[-1])
@@ -101,5 +99,3 @@ async def run_worker(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await pipeline.stop()
-    finally:
-        await store.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from webhook_manager.store.port import Store
 
 
@@ -18,4 +21,15 @@ async def open_store(url: str) -> Store:
     raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://…")
 
 
-__all__ = ["Store", "open_store"]
+@asynccontextmanager
+async def migrated_store(url: str) -> AsyncIterator[Store]:
+    """The store named by ``url``, its schema brought up to date, closed afterwards (for commands and tools)."""
+    store = await open_store(url)
+    try:
+        await store.migrate()
+        yield store
+    finally:
+        await store.close()
+
+
+__all__ = ["Store", "migrated_store", "open_store"]
