@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -13,7 +14,7 @@ import typer
 import uvicorn
 
 from webhook_manager import __version__, accounts
-from webhook_manager.errors import WebhookManagerError
+from webhook_manager.errors import CaptureError, WebhookManagerError
 from webhook_manager.settings import Settings, SettingsError
 from webhook_manager.store import migrated_store, open_store
 from webhook_manager.timefmt import now_ms
@@ -123,7 +124,11 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _bootstrap(settings: Settings, *, bootstrap_account: bool) -> None:
+async def _bootstrap(settings: Settings, *, bootstrap_account: bool, check_capture: bool) -> None:
+    if check_capture:
+        from webhook_manager.capture.runner import check_sources
+
+        await check_sources(settings.capture)
     async with migrated_store(settings.database_url) as store:
         if not bootstrap_account:
             return
@@ -160,7 +165,7 @@ BootstrapOption = Annotated[
 
 def _serve_http(settings: Settings, *, run_pipeline: bool, bootstrap_account: bool) -> None:
     _setup_logging(settings)
-    _run(_bootstrap(settings, bootstrap_account=bootstrap_account))
+    _run(_bootstrap(settings, bootstrap_account=bootstrap_account, check_capture=run_pipeline))
 
     from webhook_manager.api import create_app
 
@@ -229,6 +234,163 @@ def worker(config: ConfigOption = None, allow_private_endpoints: AllowPrivateOpt
         uvloop.run(run_worker(settings))
     except WebhookManagerError as exc:
         fail(exc.message, 1)
+
+
+capture_app = typer.Typer(
+    help="Database change capture: inserts, updates and deletes in an application's tables become events.",
+    no_args_is_help=True,
+)
+app.add_typer(capture_app, name="capture")
+
+_CAPTURE_FLAGS = {
+    "database": "--database",
+    "dsn": "--dsn",
+    "client_code": "--client-code",
+    "tables": "--tables",
+    "data": "--data",
+    "row_id_columns": "--row-id-column",
+    "mode": "--mode",
+    "slot": "--slot",
+}
+ClientCodeOption = Annotated[str, typer.Option("--client-code", help="The client whose events the changes become.")]
+TablesOption = Annotated[str, typer.Option("--tables", help="Tables to watch, comma-separated: product,invoice.")]
+DataOption = Annotated[
+    str, typer.Option("--data", help="none: data is null (Erply's generic events); row: the row as a JSON object.")
+]
+RowIdOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--row-id-column",
+        help="TABLE=COLUMN: the column giving rowId (default: the single integer primary key). Repeatable.",
+    ),
+]
+SetupOption = Annotated[bool, typer.Option("--setup", help="Create what the source needs, then exit.")]
+TeardownOption = Annotated[bool, typer.Option("--teardown", help="Remove what --setup created, then exit.")]
+
+
+def _capture_spec(**fields: Any) -> Any:
+    from pydantic import ValidationError
+
+    from webhook_manager.capture.spec import CaptureSpec
+
+    row_id_columns: dict[str, str] = {}
+    for pair in fields.pop("row_id_column") or []:
+        table, sep, column = pair.partition("=")
+        if not sep or not table or not column:
+            fail(f"--row-id-column: expected TABLE=COLUMN, got {pair!r}")
+        row_id_columns[table.strip()] = column.strip()
+    fields["tables"] = tuple(t.strip() for t in fields["tables"].split(",") if t.strip())
+    try:
+        return CaptureSpec(row_id_columns=row_id_columns, **fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = _CAPTURE_FLAGS.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else ""
+        message = err["msg"].removeprefix("Value error, ")
+        fail(f"{flag}: {message}" if flag else message)
+
+
+def _capture(spec: Any, config: Path | None, *, setup: bool, teardown: bool) -> None:
+    from webhook_manager.capture.runner import check_source, open_source, run_capture
+
+    if setup and teardown:
+        fail("--setup and --teardown: give one of them")
+    settings = load_settings(config)
+    _setup_logging(settings)
+    source = open_source(spec)
+    if setup or teardown:
+
+        def once() -> str:
+            try:
+                source.open()
+                try:
+                    return source.setup() if setup else source.teardown()
+                finally:
+                    source.close()
+            except WebhookManagerError:
+                raise
+            except Exception as exc:  # a driver's error, said in one line
+                raise CaptureError(f"{spec.describe()}: {str(exc).strip().splitlines()[0]}") from exc
+
+        typer.echo(_run(asyncio.to_thread(once)))
+        return
+
+    async def go() -> None:
+        try:
+            await asyncio.to_thread(check_source, spec)
+        except WebhookManagerError:
+            raise
+        except Exception as exc:  # a driver's error, or the database cannot be reached
+            raise CaptureError(f"{spec.describe()}: {str(exc).strip().splitlines()[0]}") from exc
+        async with migrated_store(settings.database_url) as store:
+            if not await store.list_configurations(spec.client_code):
+                logging.getLogger("webhook_manager.capture").warning(
+                    "client %s has no webhook configurations: changes are dropped until one matches", spec.client_code
+                )
+            task = asyncio.create_task(run_capture(spec, store, settings.timezone))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, task.cancel)
+            typer.echo(
+                f"capturing {', '.join(spec.tables)} from {spec.describe()} for client {spec.client_code}"
+                f" into {settings.database_url.split('@')[-1]}"
+            )
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    _run(go())
+
+
+@capture_app.command("sqlite")
+def capture_sqlite(
+    database: Annotated[str, typer.Option("--database", help="The application's SQLite database file.")],
+    client_code: ClientCodeOption,
+    tables: TablesOption,
+    data: DataOption = "none",
+    row_id_column: RowIdOption = None,
+    setup: SetupOption = False,
+    teardown: TeardownOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Capture changes from an SQLite database (triggers and an outbox table in the same file)."""
+    spec = _capture_spec(
+        kind="sqlite", database=database, client_code=client_code, tables=tables, data=data, row_id_column=row_id_column
+    )
+    _capture(spec, config, setup=setup, teardown=teardown)
+
+
+@capture_app.command("postgres")
+def capture_postgres(
+    dsn: Annotated[str, typer.Option("--dsn", help="The application's database: postgresql://user@host:5432/db.")],
+    client_code: ClientCodeOption,
+    tables: TablesOption,
+    data: DataOption = "none",
+    row_id_column: RowIdOption = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", help="logical: a replication slot (needs wal_level=logical); trigger: triggers and an outbox."
+        ),
+    ] = "logical",
+    slot: Annotated[
+        str | None,
+        typer.Option("--slot", help="Replication slot and publication name (default webhook_manager_CLIENT)."),
+    ] = None,
+    setup: SetupOption = False,
+    teardown: TeardownOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Capture changes from PostgreSQL (logical replication with pgoutput, or triggers)."""
+    spec = _capture_spec(
+        kind="postgres",
+        dsn=dsn,
+        client_code=client_code,
+        tables=tables,
+        data=data,
+        row_id_column=row_id_column,
+        mode=mode,
+        slot=slot,
+    )
+    _capture(spec, config, setup=setup, teardown=teardown)
 
 
 def main() -> None:

@@ -52,3 +52,15 @@ class Conflict(WebhookManagerError):
     """The store refused a write that would break a uniqueness rule (an existing user, say)."""
 
     status = 409
+
+
+class CaptureError(WebhookManagerError):
+    """A capture source cannot work as configured; the message is one line saying what to change."""
+
+
+class CaptureBusy(WebhookManagerError):
+    """Another process captures this source now; this one stands by and tries again."""
+
+
+class CaptureConflict(WebhookManagerError):
+    """The stored position of a source is not the one this process read from: another process recorded it."""

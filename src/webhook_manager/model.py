@@ -249,6 +249,17 @@ class EventRecord:
     processed_at_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class CapturedGroup:
+    """Captured events of one table and action, in the order they happened: their JSON array in wire form
+    (``[{"rowId", "timestamp", "data"}, …]``) and how many there are."""
+
+    table: str
+    action: str
+    items: bytes
+    count: int
+
+
 FormWebhooks = Callable[[Subject, list[PendingBundle], list[Configuration], bool], Formed]
 """The batcher's pure step the store runs inside its transaction: (subject, pending bundles in order, enabled
 configurations, whether every pending bundle was read) → the webhooks to store and how far each bundle got."""

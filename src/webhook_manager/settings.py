@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from webhook_manager.capture.spec import CaptureSpec
+
 ENV_PREFIX = "WEBHOOK_MANAGER_"
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
 
@@ -73,6 +75,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     # Log level of the service's own messages.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Database change capture sources that `serve` and `worker` run ([[capture]] sections, CONTRACT.md §10).
+    capture: tuple[CaptureSpec, ...] = ()
 
     @field_validator("database_url")
     @classmethod
@@ -143,6 +147,9 @@ def describe_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     name = str(err["loc"][0]) if err["loc"] else "?"
     message = err["msg"].removeprefix("Value error, ")
+    if name == "capture" and len(err["loc"]) > 1 and isinstance(err["loc"][1], int):
+        where = ".".join(str(part) for part in err["loc"][2:])
+        return f"[[capture]] section {err['loc'][1] + 1}: {where + ': ' if where else ''}{message}"
     if err["type"] == "extra_forbidden":
         return f"unknown setting {name!r} (settings are listed in the README)"
     given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", str(err["input"]))  # never echo a password

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import logging
 
+from webhook_manager.capture.runner import run_capture
+from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.errors import CaptureError
 from webhook_manager.pipeline.batcher import Batcher
 from webhook_manager.pipeline.dispatcher import Dispatcher
 from webhook_manager.pipeline.egress import Egress
@@ -32,6 +35,7 @@ class Pipeline:
         self.dispatcher = Dispatcher(store, settings, self.egress)
         self.batcher = Batcher(store, settings, on_formed=self.dispatcher.notify)
         self.purger = Purger(store, settings)
+        self._settings = settings
         self._tasks: list[asyncio.Task[None]] = []
 
     def events_recorded(self) -> None:
@@ -57,6 +61,21 @@ class Pipeline:
             asyncio.create_task(self.dispatcher.run_flusher(), name="attempt-log"),
             asyncio.create_task(self.purger.run(), name="purger"),
         ]
+        self._tasks += [
+            asyncio.create_task(self._capture(spec), name=f"capture {spec.describe()}")
+            for spec in self._settings.capture
+        ]
+
+    async def _capture(self, spec: CaptureSpec) -> None:
+        """Run one ``[[capture]]`` source for as long as the pipeline runs; one that cannot work as configured
+        (checked at start, but a table can be dropped later) is logged and tried again now and then."""
+        while True:
+            try:
+                await run_capture(spec, self.store, self._settings.timezone, self.events_recorded)
+                return
+            except CaptureError as exc:
+                log.error("capture of %s stopped: %s; trying again in %.0f s", spec.describe(), exc.message, 60)
+                await asyncio.sleep(60)
 
     def _woken(self, what: str) -> None:
         if what == "events":
@@ -87,8 +106,10 @@ async def run_worker(settings: Settings) -> None:
     """The ``worker`` command: the pipeline alone until SIGTERM or SIGINT, then a clean stop."""
     import signal
 
+    from webhook_manager.capture.runner import check_sources
     from webhook_manager.store import migrated_store
 
+    await check_sources(settings.capture)
     async with migrated_store(settings.database_url) as store:
         pipeline = Pipeline(store, settings)
         await pipeline.start(single_process=settings.database_url.startswith("sqlite:"))

@@ -8,6 +8,7 @@ from typing import Protocol
 from webhook_manager.model import (
     Attempt,
     AttemptOutcome,
+    CapturedGroup,
     Configuration,
     ConfigurationInput,
     DueWebhook,
@@ -117,6 +118,24 @@ class Store(Protocol):
     ) -> bool:
         """Durably store ``count`` events (``items``: their JSON array in wire form) when an enabled
         configuration matches the subject; False, storing nothing, when none does."""
+        ...
+
+    async def capture_position(self, source: str) -> str | None:
+        """How far capture ``source`` has been recorded (its opaque position), None before its first events."""
+        ...
+
+    async def record_captured(
+        self,
+        client_code: str,
+        source: str,
+        expected: str | None,
+        position: str,
+        groups: Sequence[CapturedGroup],
+        now_ms: int,
+    ) -> int:
+        """In one transaction: store each group as :meth:`record_events` would (dropping unmatched ones) and
+        move ``source`` from ``expected`` to ``position``; return how many events were kept. Raises
+        CaptureConflict, storing nothing, when the stored position is not ``expected``."""
         ...
 
     async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:

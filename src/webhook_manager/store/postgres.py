@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
-from webhook_manager.errors import Conflict, StoreUnavailable
+from webhook_manager.errors import CaptureConflict, Conflict, StoreUnavailable
 from webhook_manager.model import (
     Attempt,
     AttemptOutcome,
+    CapturedGroup,
     Configuration,
     ConfigurationInput,
     DueWebhook,
@@ -337,6 +338,63 @@ class PostgresStore:
                 now_ms,
             )
         return seq is not None
+
+    async def capture_position(self, source: str) -> str | None:
+        async with self._connection(transaction=False) as conn:
+            position: str | None = await conn.fetchval(
+                "SELECT position FROM capture_positions WHERE source = $1", source
+            )
+        return position
+
+    async def record_captured(
+        self,
+        client_code: str,
+        source: str,
+        expected: str | None,
+        position: str,
+        groups: Sequence[CapturedGroup],
+        now_ms: int,
+    ) -> int:
+        async with self._connection() as conn:
+            if expected is None:
+                moved = await conn.fetchval(
+                    "INSERT INTO capture_positions (source, client_code, position, updated_at)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (source) DO NOTHING RETURNING true",
+                    source,
+                    client_code,
+                    position,
+                    now_ms,
+                )
+            else:
+                moved = await conn.fetchval(
+                    "UPDATE capture_positions SET position = $2, updated_at = $3"
+                    " WHERE source = $1 AND position = $4 RETURNING true",
+                    source,
+                    position,
+                    now_ms,
+                    expected,
+                )
+            if not moved:
+                raise CaptureConflict(f"capture source {source!r} was recorded by another process")
+            if not groups:
+                return 0
+            kept: int = await conn.fetchval(
+                "WITH kept AS (INSERT INTO event_bundles (client_code, table_name, action, event_count, items,"
+                " created_at) SELECT $1, g.t, g.a, g.c, g.i, $6"
+                " FROM unnest($2::text[], $3::text[], $4::integer[], $5::bytea[]) WITH ORDINALITY AS g (t, a, c, i, o)"
+                " WHERE EXISTS (SELECT 1 FROM configurations WHERE client_code = $1 AND table_name = g.t"
+                " AND action = g.a AND NOT disabled) ORDER BY g.o RETURNING event_count)"
+                " SELECT coalesce(sum(event_count), 0) FROM kept",
+                client_code,
+                [g.table for g in groups],
+                [g.action for g in groups],
+                [g.count for g in groups],
+                [g.items for g in groups],
+                now_ms,
+            )
+            if kept:
+                await conn.execute(f"SELECT pg_notify('{CHANNEL}', 'events')")
+        return kept
 
     async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
         made, wake_at = 0, None

@@ -20,6 +20,7 @@ from webhook_manager.errors import Conflict, StoreUnavailable
 from webhook_manager.model import (
     Attempt,
     AttemptOutcome,
+    CapturedGroup,
     Configuration,
     ConfigurationInput,
     DueWebhook,
@@ -365,6 +366,22 @@ class SqliteStore:
     ) -> bool:
         return await self._write(
             lambda conn: pipeline.record_events(conn, client_code, table, action, items, count, now_ms)
+        )
+
+    async def capture_position(self, source: str) -> str | None:
+        return await self._read(lambda conn: pipeline.capture_position(conn, source))
+
+    async def record_captured(
+        self,
+        client_code: str,
+        source: str,
+        expected: str | None,
+        position: str,
+        groups: Sequence[CapturedGroup],
+        now_ms: int,
+    ) -> int:
+        return await self._write(
+            lambda conn: pipeline.record_captured(conn, client_code, source, expected, position, groups, now_ms)
         )
 
     async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:

@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 
+from webhook_manager.errors import CaptureConflict
 from webhook_manager.model import (
     Attempt,
     AttemptOutcome,
+    CapturedGroup,
     Configuration,
     DueWebhook,
     EventRecord,
@@ -47,6 +49,35 @@ def record_events(
         (client_code, table, action, count, items, now_ms),
     )
     return True
+
+
+def capture_position(conn: sqlite3.Connection, source: str) -> str | None:
+    row = conn.execute("SELECT position FROM capture_positions WHERE source = ?", (source,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def record_captured(
+    conn: sqlite3.Connection,
+    client_code: str,
+    source: str,
+    expected: str | None,
+    position: str,
+    groups: Sequence[CapturedGroup],
+    now_ms: int,
+) -> int:
+    """Store captured groups and move the source's position, or raise CaptureConflict storing nothing."""
+    if capture_position(conn, source) != expected:
+        raise CaptureConflict(f"capture source {source!r} was recorded by another process")
+    conn.execute(
+        "INSERT INTO capture_positions (source, client_code, position, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        (source, client_code, position, now_ms),
+    )
+    kept = 0
+    for group in groups:
+        if record_events(conn, client_code, group.table, group.action, group.items, group.count, now_ms):
+            kept += group.count
+    return kept
 
 
 def form_webhooks(conn: sqlite3.Connection, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:

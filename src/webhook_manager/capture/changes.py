@@ -1,0 +1,76 @@
+"""Captured changes → the events a store records (CONTRACT.md §10). Pure.
+
+A source reads changes in commit order and hands them over in batches, each with the position after its last
+change. A batch becomes one :class:`~webhook_manager.model.CapturedGroup` per table and action (events of one
+subject keep their order), cut into bundles of at most 10 000 events like a recording call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook_manager.errors import InvalidInput
+from webhook_manager.events import MAX_ITEMS, MAX_ROW_ID, items_json
+from webhook_manager.model import CapturedGroup
+from webhook_manager.payload import TimestampFormatter
+
+Change = tuple[str, str, Any, int, Any]
+"""(table, action, row id as the source gave it, commit time in ms since the epoch, data or None)."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Changes read from a source, and the position to store with them; ``ack`` is the source's own note of
+    what to release once they are recorded (outbox rows to clear, an LSN to confirm)."""
+
+    changes: list[Change]
+    position: str
+    ack: Any = None
+    groups: list[CapturedGroup] = field(default_factory=list)
+
+
+def row_id(value: Any) -> int:
+    """A row-id column's value as an event's ``rowId``: a whole number from 0 to 2^63-1, else 0."""
+    if type(value) is int:
+        return value if 0 <= value <= MAX_ROW_ID else 0
+    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        number = int(value)
+        return number if number <= MAX_ROW_ID else 0
+    return 0
+
+
+def to_groups(changes: Iterable[Change], formatter: TimestampFormatter) -> list[CapturedGroup]:
+    """Group changes by table and action in order, as wire-form items (``rowId``, ``timestamp``, ``data``)."""
+    by_subject: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for table, action, rid, committed_ms, data in changes:
+        items = by_subject.get((table, action))
+        if items is None:
+            items = by_subject[(table, action)] = []
+        items.append(
+            {
+                "rowId": rid if type(rid) is int and 0 <= rid <= MAX_ROW_ID else row_id(rid),
+                "timestamp": formatter(committed_ms),
+                "data": data,
+            }
+        )
+    groups: list[CapturedGroup] = []
+    for (table, action), items in by_subject.items():
+        for start in range(0, len(items), MAX_ITEMS):
+            chunk = items[start : start + MAX_ITEMS]
+            groups.append(CapturedGroup(table, action, _items_json(chunk), len(chunk)))
+    return groups
+
+
+def _items_json(items: list[dict[str, Any]]) -> bytes:
+    try:
+        return items_json(items)
+    except InvalidInput:
+        # A JSON column nested deeper than a webhook body can carry: keep the event, without its data.
+        for item in items:
+            try:
+                items_json([item])
+            except InvalidInput:
+                item["data"] = None
+        return items_json(items)

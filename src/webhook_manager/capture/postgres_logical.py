@@ -1,0 +1,300 @@
+"""Capture from PostgreSQL by logical replication: a slot decoded by the built-in ``pgoutput`` plugin,
+through psycopg2's replication connection.
+
+- ``--setup`` makes a publication of the tables and a slot (both named ``spec.slot_name``); a slot keeps WAL
+  on the server until it is confirmed, so it is made only on purpose and removed by ``--teardown``.
+- Position: the commit LSN of the last transaction recorded, and how many of its changes when a large one
+  was cut into several batches. On a restart the server resends from the slot's confirmed position, and
+  what the store already has is skipped.
+- The slot is confirmed (flush LSN) only after the batch is recorded; while nothing is pending, the server's
+  WAL end is confirmed every few seconds, so an idle slot does not hold WAL.
+- Timestamps are the commit time the server sends with each transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+
+from webhook_manager.capture import pgoutput
+from webhook_manager.capture.changes import Batch, Change
+from webhook_manager.capture.postgres_common import Table, connect, database_name, find_tables, quote_ident
+from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.errors import CaptureBusy, CaptureError
+
+log = logging.getLogger("webhook_manager.capture.postgres")
+
+HEARTBEAT_S = 5.0
+_DONE = -1  # in a position: every change of the transaction is recorded
+
+
+def parse_position(position: str | None) -> tuple[int, int]:
+    """``"<commit LSN>:<changes recorded>"`` (``-1``: all of them) → the two numbers; (0, -1) for none."""
+    if not position:
+        return 0, _DONE
+    lsn, _, count = position.partition(":")
+    return int(lsn), int(count)
+
+
+class PostgresLogicalSource:
+    """A capture source over a replication slot (see the module's notes)."""
+
+    def __init__(self, spec: CaptureSpec) -> None:
+        self.spec = spec
+        self.slot = spec.slot_name
+        self._conn: Any = None
+        self._repl: Any = None
+        self._cursor: Any = None
+        self._tables: dict[int, Table] = {}
+        self._relations: dict[int, tuple[pgoutput.Relation, int | None]] = {}
+        self._skip_lsn, self._skip_count = 0, _DONE
+        # the transaction being read
+        self._in_tx = False
+        self._tx_lsn = 0
+        self._tx_ms = 0
+        self._tx_index = 0
+        self._tx_skip = 0
+        # confirmation
+        self._emitted_end = 0
+        self._acked_end = 0
+        self._last_feedback = 0.0
+
+    # lifecycle
+
+    def open(self) -> None:
+        conn = connect(self.spec)
+        conn.autocommit = True
+        self._conn = conn
+        try:
+            self._check_server()
+            tables = find_tables(conn, self.spec)
+            for table in tables:
+                if table.replica_identity == "n" or (table.replica_identity == "d" and not table.has_primary_key):
+                    raise CaptureError(
+                        f"table {table.name!r} has no replica identity, so PostgreSQL would refuse its UPDATE and"
+                        f" DELETE once published: give it a primary key or run"
+                        f" ALTER TABLE {table.qualified} REPLICA IDENTITY FULL"
+                    )
+            self._tables = {t.oid: t for t in tables}
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_server(self) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute("SHOW wal_level")
+            (wal_level,) = cur.fetchone()
+            if wal_level != "logical":
+                raise CaptureError(
+                    f"PostgreSQL's wal_level is {wal_level!r}; logical capture needs wal_level = logical:"
+                    " run ALTER SYSTEM SET wal_level = logical and restart the server (or use --mode trigger)"
+                )
+            cur.execute("SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user")
+            user, may_replicate = cur.fetchone()
+            if not may_replicate:
+                raise CaptureError(
+                    f"role {user!r} lacks the REPLICATION attribute that logical capture needs:"
+                    f" run ALTER ROLE {quote_ident(self._conn, user)} REPLICATION (or use --mode trigger)"
+                )
+
+    def close(self) -> None:
+        for conn in (self._repl, self._conn):
+            if conn is not None:
+                try:
+                    conn.close()
+                except psycopg2.Error:
+                    pass
+        self._repl = self._conn = self._cursor = None
+
+    def setup(self) -> str:
+        """Make (or align) the publication and make the slot."""
+        tables = ", ".join(t.qualified for t in self._tables.values())
+        slot = quote_ident(self._conn, self.slot)
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.slot,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE PUBLICATION {slot} FOR TABLE {tables}")
+            else:
+                cur.execute(f"ALTER PUBLICATION {slot} SET TABLE {tables}")
+            cur.execute("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (self.slot,))
+            found = cur.fetchone()
+            if found is None:
+                cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,))
+            elif found[0] != "pgoutput":
+                raise CaptureError(f"replication slot {self.slot!r} exists with plugin {found[0]!r}, not pgoutput")
+        return (
+            f"set up capture of {', '.join(self.spec.tables)} in {database_name(self._conn)}:"
+            f" publication and replication slot {self.slot!r}"
+        )
+
+    def teardown(self) -> str:
+        """Drop the slot and the publication."""
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (self.slot,))
+            found = cur.fetchone()
+            if found is not None:
+                if found[0] is not None:
+                    raise CaptureError(f"replication slot {self.slot!r} is in use by process {found[0]}: stop it first")
+                cur.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+            cur.execute(f"DROP PUBLICATION IF EXISTS {quote_ident(self._conn, self.slot)}")
+        return f"removed replication slot and publication {self.slot!r} from {database_name(self._conn)}"
+
+    def claim(self) -> str:
+        """Check the slot and publication, and start streaming from the slot (CaptureBusy when another
+        process streams from it)."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT plugin, database FROM pg_replication_slots WHERE slot_name = %s AND slot_type = 'logical'",
+                (self.slot,),
+            )
+            found = cur.fetchone()
+            database = database_name(self._conn)
+            if found is None or found[1] != database:
+                raise CaptureError(
+                    f"replication slot {self.slot!r} does not exist in database {database!r}:"
+                    " run webhook-manager capture postgres … --setup first"
+                )
+            cur.execute(
+                "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = %s",
+                (self.slot,),
+            )
+            published = {row[0] for row in cur.fetchall()}
+            wanted = {t.qualified for t in self._tables.values()}
+            if published != wanted:
+                raise CaptureError(
+                    f"publication {self.slot!r} publishes {', '.join(sorted(published)) or 'no table'}, not"
+                    f" {', '.join(sorted(wanted))}: run webhook-manager capture postgres … --setup again"
+                )
+            cur.execute("SELECT system_identifier FROM pg_control_system()")
+            (system,) = cur.fetchone()
+        self._repl = connect(self.spec, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        self._cursor = self._repl.cursor()
+        try:
+            self._cursor.start_replication(
+                slot_name=self.slot,
+                decode=False,
+                options={"proto_version": "1", "publication_names": self.slot},
+            )
+        except psycopg2.errors.ObjectInUse:
+            raise CaptureBusy(f"another process streams from replication slot {self.slot!r}") from None
+        return f"postgres:{system}:{database}:{self.slot}"
+
+    def resume(self, position: str | None) -> None:
+        self._skip_lsn, self._skip_count = parse_position(position)
+
+    # reading
+
+    def acknowledge(self, ack: Any) -> None:
+        """Everything up to end LSN ``ack`` is recorded: confirm it to the slot."""
+        if ack is not None and ack > self._acked_end:
+            self._acked_end = ack
+            self._feedback(ack)
+
+    def _feedback(self, lsn: int) -> None:
+        self._cursor.send_feedback(write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True)
+        self._last_feedback = time.monotonic()
+
+    def read(self, limit: int, wait_s: float) -> Batch | None:
+        cursor = self._cursor
+        changes: list[Change] = []
+        deadline = time.monotonic() + wait_s
+        position: str | None = None
+        ack: int | None = None
+        while True:
+            message = cursor.read_message()
+            if message is None:
+                if changes:
+                    break  # hand over what there is rather than wait
+                self._heartbeat()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                select.select([self._repl], [], [], min(remaining, HEARTBEAT_S))
+                continue
+            payload = message.payload
+            tag = payload[0]
+            if tag == 0x42:  # B
+                self._tx_lsn, self._tx_ms = pgoutput.begin(payload)
+                self._in_tx, self._tx_index = True, 0
+                self._tx_skip = self._skipped(self._tx_lsn)
+            elif tag == 0x43:  # C
+                _, end_lsn = pgoutput.commit(payload)
+                self._in_tx = False
+                if changes or self._tx_index > self._tx_skip:
+                    position, ack = f"{self._tx_lsn}:{_DONE}", end_lsn
+                    self._emitted_end = end_lsn
+                elif self._emitted_end == self._acked_end:
+                    # nothing of this transaction was ours (or it was recorded before): confirm it in passing
+                    self._emitted_end = self._acked_end = end_lsn
+                    if time.monotonic() - self._last_feedback > HEARTBEAT_S:
+                        self._feedback(end_lsn)
+                if len(changes) >= limit:
+                    break
+            elif tag == 0x52:  # R
+                rel = pgoutput.relation(payload)
+                table = self._tables.get(rel.relid)
+                if table is not None:
+                    index = rel.columns.index(table.row_id_column) if table.row_id_column in rel.columns else None
+                    self._relations[rel.relid] = (rel, index)
+            elif tag in (0x49, 0x55, 0x44):  # I, U, D
+                self._tx_index += 1
+                if self._tx_index <= self._tx_skip:
+                    continue
+                self._change(payload, tag, changes)
+                position = f"{self._tx_lsn}:{self._tx_index}"
+                if len(changes) >= limit:
+                    break
+            elif tag == 0x54:  # T
+                self._tx_index += 1
+                if self._tx_index <= self._tx_skip:
+                    continue
+                for relid in pgoutput.truncated(payload):
+                    table = self._tables.get(relid)
+                    if table is not None:
+                        changes.append((table.name, "delete", 0, self._tx_ms, None))
+                position = f"{self._tx_lsn}:{self._tx_index}"
+        if position is None:
+            return None
+        return Batch(changes, position, ack=ack if not self._in_tx else None)
+
+    def _skipped(self, lsn: int) -> int:
+        """How many changes of the transaction committed at ``lsn`` the store has already."""
+        if lsn < self._skip_lsn or (lsn == self._skip_lsn and self._skip_count == _DONE):
+            return 1 << 62
+        if lsn == self._skip_lsn:
+            return self._skip_count
+        return 0
+
+    def _change(self, payload: bytes, tag: int, changes: list[Change]) -> None:
+        known = self._relations.get(pgoutput.relid(payload))
+        if known is None:
+            return
+        rel, index = known
+        offset = pgoutput.new_tuple_offset(payload)
+        action = "insert" if tag == 0x49 else "update" if tag == 0x55 else "delete"
+        rid: Any = 0
+        if index is not None:
+            text = pgoutput.column_text(payload, offset, index)
+            if text is not None:
+                rid = int(text) if rel.types[index] in pgoutput.INT_TYPES else text.decode()
+        data = None
+        if self.spec.data == "row" and tag != 0x44:
+            data = pgoutput.row(payload, offset, rel)
+        changes.append((self._tables[rel.relid].name, action, rid, self._tx_ms, data))
+
+    def _heartbeat(self) -> None:
+        """While everything read is recorded and no transaction is open, confirm the server's WAL end."""
+        if time.monotonic() - self._last_feedback < HEARTBEAT_S:
+            return
+        if not self._in_tx and self._emitted_end == self._acked_end:
+            wal_end = max(self._cursor.wal_end, self._acked_end)
+            self._acked_end = self._emitted_end = wal_end
+            self._feedback(wal_end)
+        else:
+            self._feedback(self._acked_end)

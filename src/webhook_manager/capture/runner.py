@@ -1,0 +1,221 @@
+"""Running a capture source: a thread reads changes, the event loop records them, exactly once.
+
+The source's connection belongs to one thread (:class:`Pump`), which reads batches, turns them into event
+groups and hands them over through a short queue (two batches: reading the next overlaps recording this one).
+The loop records a batch and moves the stored position in one transaction
+(:meth:`~webhook_manager.store.Store.record_captured`), then tells the thread, which releases what the batch
+held (clears outbox rows, confirms the LSN) before its next read. A position is therefore stored before the
+source forgets anything, and a restart goes on from the stored position: nothing is lost or recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from webhook_manager.capture.changes import Batch, to_groups
+from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.errors import CaptureBusy, CaptureConflict, CaptureError
+from webhook_manager.payload import TimestampFormatter
+from webhook_manager.store import Store
+from webhook_manager.timefmt import now_ms
+
+log = logging.getLogger("webhook_manager.capture")
+
+BATCH_LIMIT = 20_000
+READ_WAIT_S = 0.2
+QUEUE_DEPTH = 2
+BUSY_RETRY_S = 5.0
+ERROR_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Source(Protocol):
+    """A database a capture reads; every method blocks and is called from one thread at a time."""
+
+    spec: CaptureSpec
+
+    def open(self) -> None:
+        """Connect and check the configuration; CaptureError says what to change."""
+
+    def close(self) -> None: ...
+
+    def setup(self) -> str:
+        """Create what the source needs; return one line saying what was done."""
+        ...
+
+    def teardown(self) -> str:
+        """Remove it again; return one line saying what was done."""
+        ...
+
+    def claim(self) -> str:
+        """Take the source for this process (CaptureBusy when another has it); return the store's key for
+        its position."""
+        ...
+
+    def resume(self, position: str | None) -> None:
+        """Continue after ``position``, the last one stored (None: from the start of what was set up)."""
+
+    def read(self, limit: int, wait_s: float) -> Batch | None:
+        """The next changes after the last batch read, at most ``limit`` (a transaction may be cut);
+        waits up to ``wait_s`` when there are none."""
+        ...
+
+    def acknowledge(self, ack: Any) -> None:
+        """The batch carrying ``ack`` is recorded: release what it held."""
+
+
+def open_source(spec: CaptureSpec) -> Source:
+    """The source for ``spec`` (not yet opened)."""
+    if spec.kind == "sqlite":
+        from webhook_manager.capture.sqlite import SqliteSource
+
+        return SqliteSource(spec)
+    if spec.kind == "postgres" and spec.mode == "trigger":
+        from webhook_manager.capture.postgres_trigger import PostgresTriggerSource
+
+        return PostgresTriggerSource(spec)
+    if spec.kind == "postgres":
+        from webhook_manager.capture.postgres_logical import PostgresLogicalSource
+
+        return PostgresLogicalSource(spec)
+    raise CaptureError(f"capture of kind {spec.kind!r} is not available yet")
+
+
+def check_source(spec: CaptureSpec) -> None:
+    """Open the source and close it again: CaptureError when it cannot work as configured."""
+    source = open_source(spec)
+    source.open()
+    source.close()
+
+
+async def check_sources(specs: Iterable[CaptureSpec]) -> None:
+    """:func:`check_source` each one: CaptureError (one line, naming the source) for the first that cannot
+    work; a source that cannot be reached now is only logged, as the capture retries it."""
+    for spec in specs:
+        try:
+            await asyncio.to_thread(check_source, spec)
+        except CaptureError as exc:
+            raise CaptureError(f"capture of {spec.describe()}: {exc.message}") from None
+        except Exception as exc:
+            log.warning("capture of %s: cannot check it now (%s); it will be tried again", spec.describe(), exc)
+
+
+_END = object()
+
+
+class Pump:
+    """The reading thread of one source, and the loop side that records what it reads."""
+
+    def __init__(self, source: Source, key: str, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
+        self._source = source
+        self._key = key
+        self._store = store
+        self._formatter = TimestampFormatter(timezone)
+        self._on_recorded = on_recorded
+        self._stop = threading.Event()
+        self._room = threading.Semaphore(QUEUE_DEPTH)
+        self._acks: deque[Any] = deque()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+
+    async def run(self, position: str | None) -> None:
+        """Record batches from the source until cancelled or the source fails."""
+        key = self._key
+        client_code = self._source.spec.client_code
+        thread = threading.Thread(target=self._read_loop, name=f"capture-{key}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                batch: Batch = item
+                kept = await self._store.record_captured(
+                    client_code, key, position, batch.position, batch.groups, now_ms()
+                )
+                position = batch.position
+                self._acks.append(batch.ack)
+                self._room.release()
+                if kept:
+                    self._on_recorded()
+        finally:
+            self._stop.set()
+            self._room.release()
+            await asyncio.to_thread(thread.join)
+
+    def _read_loop(self) -> None:
+        source = self._source
+        try:
+            while not self._stop.is_set():
+                ack = None
+                while self._acks:  # acknowledgements are cumulative: the last one covers the others
+                    ack = self._acks.popleft() if ack is None else (self._acks.popleft() or ack)
+                if ack is not None:
+                    source.acknowledge(ack)
+                if not self._room.acquire(timeout=READ_WAIT_S):
+                    continue
+                if self._stop.is_set():
+                    break
+                batch = source.read(BATCH_LIMIT, READ_WAIT_S)
+                if batch is None:
+                    self._room.release()
+                    continue
+                batch.groups = to_groups(batch.changes, self._formatter)
+                batch.changes = []
+                self._put(batch)
+        except BaseException as exc:  # handed to the loop, which decides
+            self._put(exc)
+        else:
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+
+async def capture_once(source: Source, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
+    """Open ``source``, go on from its stored position, and record until cancelled or it fails."""
+    await asyncio.to_thread(source.open)
+    try:
+        key = await asyncio.to_thread(source.claim)
+        position = await store.capture_position(key)
+        await asyncio.to_thread(source.resume, position)
+        await Pump(source, key, store, timezone, on_recorded).run(position)
+    finally:
+        await asyncio.to_thread(source.close)
+
+
+async def run_capture(
+    spec: CaptureSpec, store: Store, timezone: str, on_recorded: Callable[[], None] = lambda: None
+) -> None:
+    """Capture ``spec`` until cancelled: stand by while another process has the source, retry after errors
+    with a growing pause; CaptureError (a configuration that cannot work) ends it."""
+    failures = 0
+    while True:
+        source = open_source(spec)
+        try:
+            await capture_once(source, store, timezone, on_recorded)
+            return
+        except CaptureError:
+            raise
+        except CaptureBusy as exc:
+            log.info("%s; standing by", exc.message)
+            await asyncio.sleep(BUSY_RETRY_S)
+        except CaptureConflict as exc:
+            log.warning("%s; reading again from the stored position", exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            pause = ERROR_RETRY_S[min(failures, len(ERROR_RETRY_S) - 1)]
+            failures += 1
+            log.warning("capture of %s failed (%s); trying again in %.0f s", spec.describe(), exc, pause)
+            await asyncio.sleep(pause)
+            continue
+        failures = 0
