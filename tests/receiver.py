@@ -1,9 +1,9 @@
 """A real HTTP receiver for webhooks: an aiohttp app on a free port that records every request.
 
-Routes: ``/status/{code}`` answers that status; ``/flaky/{n}`` answers 500 to the first n tries of each
-webhook id, then 200; ``/retry-after/{seconds}`` answers 429 with Retry-After the first time, then 200;
-``/slow/{seconds}`` sleeps first; ``/redirect`` answers 302 to ``/status/200``; ``/reset`` drops the
-connection; ``/hang`` never answers.
+Routes: ``/status/{code}`` answers that status; ``/ok/{name}`` answers 200 (names tell endpoints apart);
+``/flaky/{n}`` answers 500 to the first n tries of each webhook id, then 200; ``/retry-after/{seconds}``
+answers 429 with Retry-After the first time, then 200; ``/slow/{seconds}`` sleeps first; ``/redirect``
+answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers.
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class Receiver:
         await self._record(request)
         return web.Response(status=int(request.match_info["code"]))
 
+    async def ok(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.Response(status=200)
+
     async def flaky(self, request: web.Request) -> web.Response:
         got = await self._record(request)
         failures = int(request.match_info["n"])
@@ -104,6 +108,7 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/status/{code}", self.status)
+        app.router.add_post("/ok/{name}", self.ok)
         app.router.add_post("/flaky/{n}", self.flaky)
         app.router.add_post("/retry-after/{seconds}", self.retry_after)
         app.router.add_post("/slow/{seconds}", self.slow)

@@ -25,7 +25,7 @@ import orjson
 import psycopg2
 
 from webhook_manager.capture.changes import Batch, Change
-from webhook_manager.capture.postgres_common import connect, database_name, find_tables, quote_ident
+from webhook_manager.capture.postgres_common import Table, connect, database_name, find_tables, quote_ident
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.errors import CaptureBusy, CaptureError
 
@@ -85,27 +85,30 @@ class PostgresTriggerSource:
         return f"removed the capture triggers and schema {self.schema!r} from {database_name(self._conn)}{note}"
 
     def _install(self) -> None:
-        """Create the schema, outbox, function and triggers, or bring them in line, in one transaction."""
+        """Create the schema, outbox, functions and triggers that are missing or differ, in one transaction.
+        What is already in place is left alone: a capture restarting takes no lock on the application's
+        tables."""
         q = self._q
         self._conn.autocommit = False
         try:
             with self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"webhook_manager_capture:{self.schema}",))
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
-                cur.execute(
-                    f"CREATE TABLE IF NOT EXISTS {q}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                    " batch bigint, table_name text NOT NULL, action text NOT NULL, row_id text, data jsonb,"
-                    " changed_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-                )
-                cur.execute(f"CREATE INDEX IF NOT EXISTS outbox_unread ON {q}.outbox (id) WHERE batch IS NULL")
-                cur.execute(f"CREATE INDEX IF NOT EXISTS outbox_batch ON {q}.outbox (batch) WHERE batch IS NOT NULL")
-                cur.execute(f"CREATE SEQUENCE IF NOT EXISTS {q}.batches")
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {q}.meta (key text PRIMARY KEY, value text NOT NULL)")
-                cur.execute(
-                    f"INSERT INTO {q}.meta (key, value) VALUES ('epoch', %s), ('client_code', %s)"
-                    " ON CONFLICT (key) DO NOTHING",
-                    (secrets.token_hex(8), self.spec.client_code),
-                )
+                cur.execute("SELECT to_regclass(%s)", (f"{q}.meta",))
+                if cur.fetchone()[0] is None:
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+                    cur.execute(
+                        f"CREATE TABLE {q}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                        " batch bigint, table_name text NOT NULL, action text NOT NULL, row_id text, data jsonb,"
+                        " changed_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+                    )
+                    cur.execute(f"CREATE INDEX outbox_unread ON {q}.outbox (id) WHERE batch IS NULL")
+                    cur.execute(f"CREATE INDEX outbox_batch ON {q}.outbox (batch) WHERE batch IS NOT NULL")
+                    cur.execute(f"CREATE SEQUENCE {q}.batches")
+                    cur.execute(f"CREATE TABLE {q}.meta (key text PRIMARY KEY, value text NOT NULL)")
+                    cur.execute(
+                        f"INSERT INTO {q}.meta (key, value) VALUES ('epoch', %s), ('client_code', %s)",
+                        (secrets.token_hex(8), self.spec.client_code),
+                    )
                 cur.execute(f"SELECT key, value FROM {q}.meta")
                 meta = dict(cur.fetchall())
                 if meta["client_code"] != self.spec.client_code:
@@ -114,19 +117,15 @@ class PostgresTriggerSource:
                         " its own --slot name"
                     )
                 self._epoch = meta["epoch"]
-                wanted = {t.oid for t in self._tables}
                 cur.execute(
-                    "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger WHERE tgname LIKE %s AND NOT"
+                    "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE tgname LIKE %s AND NOT"
                     " (tgrelid = ANY (%s))",
-                    (f"{self.schema}:%", list(wanted)),
+                    (f"{self.schema}:%", [t.oid for t in self._tables]),
                 )
-                for (stale,) in cur.fetchall():
-                    for op in ("insert", "update", "delete", "truncate"):
-                        cur.execute(
-                            f"DROP TRIGGER IF EXISTS {quote_ident(self._conn, f'{self.schema}:{op}')} ON {stale}"
-                        )
+                for stale, trigger in cur.fetchall():
+                    cur.execute(f"DROP TRIGGER {quote_ident(self._conn, trigger)} ON {stale}")
                 for table in self._tables:
-                    self._install_table(cur, table.name, table.qualified, table.row_id_column)
+                    self._install_table(cur, table)
             self._conn.commit()
         except BaseException:
             self._conn.rollback()
@@ -134,36 +133,53 @@ class PostgresTriggerSource:
         finally:
             self._conn.autocommit = True
 
-    def _install_table(self, cur: Any, name: str, qualified: str, row_id_column: str | None) -> None:
+    def _install_table(self, cur: Any, table: Table) -> None:
         q = self._q
-        function = f"{q}.{quote_ident(self._conn, 'capture:' + name)}"
+        function_name = f"capture:{table.name}"
+        function = f"{q}.{quote_ident(self._conn, function_name)}"
 
         # The row is read through to_jsonb, so no column is named in the trigger's SQL: a column renamed or
         # dropped later never makes the application's writes fail.
         def rid(alias: str) -> str:
-            return f"to_jsonb({alias}) ->> {_literal(row_id_column)}" if row_id_column else "NULL"
+            column = table.row_id_column
+            return f"to_jsonb({alias}) ->> {_literal(column)}" if column else "NULL"
 
         data = "to_jsonb(n)" if self.spec.data == "row" else "NULL"
         into = f"INSERT INTO {q}.outbox (table_name, action, row_id, data)"
-        table = _literal(name)
-        cur.execute(
-            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN"
-            f" IF TG_OP = 'INSERT' THEN {into} SELECT {table}, 'insert', {rid('n')}, {data} FROM new_rows n;"
-            f" ELSIF TG_OP = 'UPDATE' THEN {into} SELECT {table}, 'update', {rid('n')}, {data} FROM new_rows n;"
-            f" ELSIF TG_OP = 'DELETE' THEN {into} SELECT {table}, 'delete', {rid('o')}, NULL FROM old_rows o;"
-            f" ELSE {into} VALUES ({table}, 'delete', NULL, NULL); END IF;"
-            f" PERFORM pg_notify({_literal(self.schema)}, ''); RETURN NULL; END $fn$"
+        name = _literal(table.name)
+        body = (
+            f" BEGIN IF TG_OP = 'INSERT' THEN {into} SELECT {name}, 'insert', {rid('n')}, {data} FROM new_rows n;"
+            f" ELSIF TG_OP = 'UPDATE' THEN {into} SELECT {name}, 'update', {rid('n')}, {data} FROM new_rows n;"
+            f" ELSIF TG_OP = 'DELETE' THEN {into} SELECT {name}, 'delete', {rid('o')}, NULL FROM old_rows o;"
+            f" ELSE {into} VALUES ({name}, 'delete', NULL, NULL); END IF;"
+            f" PERFORM pg_notify({_literal(self.schema)}, ''); RETURN NULL; END "
         )
+        cur.execute(
+            "SELECT oid, prosrc FROM pg_proc WHERE proname = %s AND pronamespace = %s::regnamespace",
+            (function_name, self._q),
+        )
+        found = cur.fetchone()
+        if found is None or found[1] != body:
+            cur.execute(f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn${body}$fn$")
+        cur.execute(
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+            " WHERE t.tgrelid = %s AND p.proname = %s AND p.pronamespace = %s::regnamespace",
+            (table.oid, function_name, self._q),
+        )
+        present = {row[0] for row in cur.fetchall()}
         for op, referencing in (
             ("insert", "REFERENCING NEW TABLE AS new_rows"),
             ("update", "REFERENCING NEW TABLE AS new_rows"),
             ("delete", "REFERENCING OLD TABLE AS old_rows"),
             ("truncate", ""),
         ):
-            trigger = quote_ident(self._conn, f"{self.schema}:{op}")
-            cur.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {qualified}")
+            trigger_name = f"{self.schema}:{op}"
+            if trigger_name in present:
+                continue
+            trigger = quote_ident(self._conn, trigger_name)
+            cur.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table.qualified}")
             cur.execute(
-                f"CREATE TRIGGER {trigger} AFTER {op.upper()} ON {qualified} {referencing}"
+                f"CREATE TRIGGER {trigger} AFTER {op.upper()} ON {table.qualified} {referencing}"
                 f" FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
 

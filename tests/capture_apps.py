@@ -1,0 +1,141 @@
+"""Application databases for the capture tests: a real SQLite file or a fresh real PostgreSQL database,
+written to the way an application would, with a :class:`CaptureSpec` pointing at it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from tests.databases import POSTGRES_URL, postgres_database
+from webhook_manager.capture.spec import CaptureSpec
+
+KINDS = [
+    "sqlite",
+    pytest.param("postgres-logical", marks=pytest.mark.postgres),
+    pytest.param("postgres-trigger", marks=pytest.mark.postgres),
+]
+
+
+class AppDb:
+    """One application database; every ``execute``/``executemany`` call is its own committed transaction."""
+
+    def __init__(self, kind: str, where: str) -> None:
+        self.kind = kind
+        self.where = where  # a file path (sqlite) or a postgresql:// URL
+        self.slot = f"wm_test_{uuid.uuid4().hex[:10]}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind.startswith("postgres")
+
+    def spec(self, tables: Sequence[str] = ("product",), **changes: Any) -> CaptureSpec:
+        fields: dict[str, Any] = {"client_code": "100", "tables": tuple(tables)}
+        if self.is_postgres:
+            fields |= {"kind": "postgres", "dsn": self.where, "mode": self.kind.removeprefix("postgres-")}
+            fields["slot"] = self.slot
+        else:
+            fields |= {"kind": "sqlite", "database": self.where}
+        return CaptureSpec(**(fields | changes))
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.is_postgres else sql
+
+    def execute(self, *statements: str | tuple[str, Sequence[Any]]) -> None:
+        """Run statements in one transaction."""
+        self.executemany_in_one([(s, [()]) if isinstance(s, str) else (s[0], [s[1]]) for s in statements])
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.executemany_in_one([(sql, rows)])
+
+    def executemany_in_one(self, work: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        if self.is_postgres:
+            conn = psycopg2.connect(self.where)
+            try:
+                with conn, conn.cursor() as cur:
+                    for sql, rows in work:
+                        for row in rows:
+                            cur.execute(self._sql(sql), tuple(row) or None)
+            finally:
+                conn.close()
+        else:
+            conn = sqlite3.connect(self.where, timeout=30)
+            try:
+                with conn:
+                    for sql, rows in work:
+                        conn.executemany(sql, rows)
+            finally:
+                conn.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.is_postgres:
+            conn = psycopg2.connect(self.where)
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.execute(sql)
+                    return list(cur.fetchall())
+            finally:
+                conn.close()
+        conn2 = sqlite3.connect(self.where)
+        try:
+            return list(conn2.execute(sql).fetchall())
+        finally:
+            conn2.close()
+
+    def create_product_table(self) -> None:
+        """product (integer key, name, price) and tag (a text key, no integer one)."""
+        self.execute(
+            "CREATE TABLE product (id integer PRIMARY KEY, name text NOT NULL, price real)",
+            "CREATE TABLE tag (name text PRIMARY KEY, note text)",
+        )
+
+
+def drop_slots(url: str) -> None:
+    """Drop the replication slots of the database at ``url`` (a database with one cannot be dropped)."""
+    name = url.rsplit("/", 1)[1]
+    conn = psycopg2.connect(POSTGRES_URL)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for _ in range(50):
+                cur.execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+                    " WHERE database = %s AND active_pid IS NOT NULL",
+                    (name,),
+                )
+                try:
+                    cur.execute(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s",
+                        (name,),
+                    )
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    time.sleep(0.1)
+    finally:
+        conn.close()
+
+
+def app_database(kind: str, tmp_path: Path) -> Iterator[AppDb]:
+    """An empty application database of ``kind`` (sqlite, postgres-logical, postgres-trigger)."""
+    if kind == "sqlite":
+        path = tmp_path / "app.db"
+        sqlite3.connect(path).close()
+        yield AppDb(kind, str(path))
+        return
+    databases = postgres_database(migrated=False)
+    url = next(databases)
+    try:
+        yield AppDb(kind, url)
+    finally:
+        try:
+            drop_slots(url)
+        except psycopg2.Error:
+            pass  # the slot is being released by a process that just ended: the database drop says so
+        next(databases, None)

@@ -1,0 +1,212 @@
+"""Database change capture (CONTRACT.md §10), end to end: real application databases (an SQLite file, a
+PostgreSQL database read through a replication slot or through triggers) → the store → webhooks to a real
+receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.capture_apps import KINDS, AppDb, app_database
+from tests.integration.pipeline_helpers import add_configuration
+from tests.receiver import Receiver
+from webhook_manager.capture.runner import open_source, run_capture
+from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.pipeline import Pipeline
+from webhook_manager.settings import Settings
+from webhook_manager.store import Store, open_store
+
+
+@pytest.fixture(params=KINDS)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppDb]:
+    yield from app_database(request.param, tmp_path)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path / 'store' / 'wm.db'}")
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def pipeline(tmp_path: Path, store: Store) -> AsyncIterator[Pipeline]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'store' / 'wm.db'}", allow_private_endpoints=True, batch_linger_ms=0
+    )
+    p = Pipeline(store, settings)
+    await p.egress.start()
+    yield p
+    await p.egress.close()
+
+
+def set_up(spec: CaptureSpec) -> str:
+    source = open_source(spec)
+    source.open()
+    try:
+        return source.setup()
+    finally:
+        source.close()
+
+
+@contextlib.asynccontextmanager
+async def capturing(spec: CaptureSpec, store: Store, pipeline: Pipeline) -> AsyncIterator[asyncio.Task[None]]:
+    """The capture of ``spec`` running in the background while the block runs."""
+    await asyncio.to_thread(set_up, spec)
+    task = asyncio.create_task(run_capture(spec, store, "UTC", pipeline.events_recorded))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def delivered(pipeline: Pipeline, receiver: Receiver, events: int, path: str | None = None) -> list[Any]:
+    """Run the pipeline until webhooks carrying ``events`` events (to ``path``) have arrived; their bodies."""
+    async with asyncio.timeout(20):
+        while True:
+            await pipeline.run_once()
+            bodies = receiver.bodies(path)
+            if sum(len(b["items"]) for b in bodies) >= events:
+                await asyncio.sleep(0.3)  # anything beyond the expected would show now
+                await pipeline.run_once()
+                return receiver.bodies(path)
+            await asyncio.sleep(0.02)
+
+
+def items(bodies: list[Any]) -> list[dict[str, Any]]:
+    return [item for body in bodies for item in body["items"]]
+
+
+async def in_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+async def test_250_inserted_rows_make_webhooks_of_100_100_and_50(
+    app: AppDb, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await in_thread(app.create_product_table)
+    await add_configuration(store, receiver.url("/status/200"), table="product", action="insert")
+    async with capturing(app.spec(), store, pipeline):
+        before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+        await in_thread(
+            app.executemany,
+            "INSERT INTO product (id, name, price) VALUES (?, ?, ?)",
+            [(i, f"p{i}", i / 2) for i in range(1, 251)],
+        )
+        bodies = await delivered(pipeline, receiver, 250)
+    after = datetime.now(UTC).replace(tzinfo=None)
+    assert sorted(int(b["eventCount"]) for b in bodies) == [50, 100, 100]
+    assert [(b["table"], b["action"], b["clientCode"]) for b in bodies] == [("product", "insert", "100")] * 3
+    got = items(bodies)
+    assert sorted(i["rowId"] for i in got) == list(range(1, 251))
+    assert all(i["data"] is None for i in got)
+    stamps = {datetime.strptime(i["timestamp"], "%Y-%m-%d %H:%M:%S") for i in got}
+    assert all(before <= s <= after for s in stamps), (before, stamps, after)
+
+
+async def test_bulk_update_and_delete_make_one_event_per_row(
+    app: AppDb, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await in_thread(app.create_product_table)
+    await add_configuration(store, receiver.url("/ok/update"), table="product", action="update")
+    await add_configuration(store, receiver.url("/ok/delete"), table="product", action="delete")
+    async with capturing(app.spec(), store, pipeline):
+        await in_thread(
+            app.executemany,
+            "INSERT INTO product (id, name, price) VALUES (?, ?, ?)",
+            [(i, f"p{i}", 1.0) for i in range(1, 301)],
+        )
+        await in_thread(app.execute, "UPDATE product SET price = price + 1")
+        await in_thread(app.execute, "DELETE FROM product WHERE id <= 120")
+        updates = await delivered(pipeline, receiver, 300, "/ok/update")
+        deletes = await delivered(pipeline, receiver, 120, "/ok/delete")
+    assert sorted(i["rowId"] for i in items(updates)) == list(range(1, 301))
+    assert sorted(i["rowId"] for i in items(deletes)) == list(range(1, 121))
+    assert sorted(int(b["eventCount"]) for b in updates) == [100, 100, 100]
+    assert receiver.bodies("/status/200") == []  # the 300 inserts matched no configuration: dropped
+
+
+async def test_a_table_without_an_integer_key_gives_row_id_0_unless_a_column_is_named(
+    app: AppDb, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await in_thread(app.create_product_table)
+    await in_thread(app.execute, "CREATE TABLE invoice (code text PRIMARY KEY, invoice_no integer)")
+    await add_configuration(store, receiver.url("/ok/tag"), table="tag", action="insert")
+    await add_configuration(store, receiver.url("/ok/invoice"), table="invoice", action="insert")
+    spec = app.spec(("tag", "invoice"), row_id_columns={"invoice": "invoice_no"})
+    async with capturing(spec, store, pipeline):
+        await in_thread(app.executemany, "INSERT INTO tag (name, note) VALUES (?, ?)", [("a", "x"), ("b", None)])
+        await in_thread(
+            app.executemany,
+            "INSERT INTO invoice (code, invoice_no) VALUES (?, ?)",
+            [("A-1", 501), ("A-2", 502), ("A-3", None)],
+        )
+        tags = await delivered(pipeline, receiver, 2, "/ok/tag")
+        invoices = await delivered(pipeline, receiver, 3, "/ok/invoice")
+    assert [i["rowId"] for i in items(tags)] == [0, 0]
+    assert [i["rowId"] for i in items(invoices)] == [501, 502, 0]
+
+
+async def test_data_row_carries_the_new_row_and_null_for_delete(
+    app: AppDb, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await in_thread(app.create_product_table)
+    for action in ("insert", "update", "delete"):
+        await add_configuration(store, receiver.url(f"/ok/{action}"), table="product", action=action)
+    async with capturing(app.spec(data="row"), store, pipeline):
+        await in_thread(app.execute, ("INSERT INTO product (id, name, price) VALUES (?, ?, ?)", (7, 'say "hi"', 1.5)))
+        await in_thread(app.execute, "UPDATE product SET price = 2.25, name = 'b' WHERE id = 7")
+        await in_thread(app.execute, "DELETE FROM product WHERE id = 7")
+        inserted = await delivered(pipeline, receiver, 1, "/ok/insert")
+        updated = await delivered(pipeline, receiver, 1, "/ok/update")
+        deleted = await delivered(pipeline, receiver, 1, "/ok/delete")
+    assert [i["data"] for i in items(inserted)] == [{"id": 7, "name": 'say "hi"', "price": 1.5}]
+    assert [i["data"] for i in items(updated)] == [{"id": 7, "name": "b", "price": 2.25}]
+    assert [(i["rowId"], i["data"]) for i in items(deleted)] == [(7, None)]
+
+
+async def test_changes_made_while_the_capture_is_stopped_arrive_once_it_runs_again(
+    app: AppDb, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await in_thread(app.create_product_table)
+    await add_configuration(store, receiver.url("/status/200"), table="product", action="insert")
+    spec = app.spec()
+    async with capturing(spec, store, pipeline):
+        await in_thread(app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(i, "a") for i in range(50)])
+        await delivered(pipeline, receiver, 50)
+    await in_thread(app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(i, "b") for i in range(50, 130)])
+    async with capturing(spec, store, pipeline):
+        bodies = await delivered(pipeline, receiver, 130)
+    assert sorted(i["rowId"] for i in items(bodies)) == list(range(130))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["logical", "trigger"])
+async def test_truncate_is_one_delete_with_row_id_0(
+    mode: str, tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database(f"postgres-{mode}", tmp_path):
+        await in_thread(app.create_product_table)
+        await add_configuration(store, receiver.url("/status/200"), table="product", action="delete")
+        async with capturing(app.spec(data="row"), store, pipeline):
+            await in_thread(app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(1, "a"), (2, "b")])
+            await in_thread(app.execute, "TRUNCATE product")
+            bodies = await delivered(pipeline, receiver, 1)
+        assert [(i["rowId"], i["data"]) for i in items(bodies)] == [(0, None)]
