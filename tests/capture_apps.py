@@ -66,13 +66,13 @@ class AppDb:
             finally:
                 conn.close()
         else:
-            conn = sqlite3.connect(self.where, timeout=30)
+            lite = sqlite3.connect(self.where, timeout=30)
             try:
-                with conn:
+                with lite:
                     for sql, rows in work:
-                        conn.executemany(sql, rows)
+                        lite.executemany(sql, rows)
             finally:
-                conn.close()
+                lite.close()
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         if self.is_postgres:
