@@ -95,12 +95,15 @@ class PostgresLogicalSource:
                     f"PostgreSQL's wal_level is {wal_level!r}; logical capture needs wal_level = logical:"
                     " run ALTER SYSTEM SET wal_level = logical and restart the server (or use --mode trigger)"
                 )
-            cur.execute("SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user")
-            user, may_replicate = cur.fetchone()
+            cur.execute(
+                "SELECT current_user, format('%I', current_user), rolreplication OR rolsuper FROM pg_roles"
+                " WHERE rolname = current_user"
+            )
+            user, quoted, may_replicate = cur.fetchone()
             if not may_replicate:
                 raise CaptureError(
                     f"role {user!r} lacks the REPLICATION attribute that logical capture needs:"
-                    f" run ALTER ROLE {quote_ident(self._conn, user)} REPLICATION (or use --mode trigger)"
+                    f" run ALTER ROLE {quoted} REPLICATION (or use --mode trigger)"
                 )
 
     def close(self) -> None:

@@ -1,0 +1,198 @@
+"""``webhook-manager capture …`` as a user runs it: set-up and teardown, and every misconfiguration stops
+with one line saying what to change (CONTRACT.md §10)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tests.acceptance.cli import free_port, wm
+from tests.capture_apps import AppDb, app_database
+from tests.conftest import IN_CI
+
+PG_BIN = (
+    Path("/usr/lib/postgresql")
+    / (os.listdir("/usr/lib/postgresql")[0] if Path("/usr/lib/postgresql").is_dir() else "none")
+    / "bin"
+)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The error a failed command printed: exactly one line on standard error, no traceback."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " WARNING " not in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("webhook-manager: error: "), result.stderr
+    return lines[0].removeprefix("webhook-manager: error: ")
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[AppDb]:
+    for app in app_database("sqlite", tmp_path):
+        app.create_product_table()
+        yield app
+
+
+@pytest.fixture
+def pg_app(tmp_path: Path) -> Iterator[AppDb]:
+    for app in app_database("postgres-logical", tmp_path):
+        app.create_product_table()
+        yield app
+
+
+def capture(workdir: Path, app: AppDb, *args: str) -> subprocess.CompletedProcess[str]:
+    if app.is_postgres:
+        where = ["postgres", "--dsn", app.where, "--slot", app.slot]
+    else:
+        where = ["sqlite", "--database", app.where]
+    return wm(workdir, "capture", *where, "--client-code", "100", *args)
+
+
+def test_sqlite_setup_and_teardown_install_and_remove_the_triggers(workdir: Path, sqlite_app: AppDb) -> None:
+    done = capture(workdir, sqlite_app, "--tables", "product,tag", "--setup")
+    assert done.returncode == 0, done.stderr
+    assert "set up capture of product, tag" in done.stdout
+    triggers = sqlite_app.query("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+    assert len(triggers) == 6
+    sqlite_app.execute("INSERT INTO product (id, name) VALUES (1, 'a')")
+    assert sqlite_app.query("SELECT table_name, action, row_id FROM webhook_manager_outbox") == [
+        ("product", "insert", 1)
+    ]
+    done = capture(workdir, sqlite_app, "--tables", "product,tag", "--teardown")
+    assert done.returncode == 0, done.stderr
+    assert "1 changes not yet recorded were dropped" in done.stdout
+    assert sqlite_app.query("SELECT name FROM sqlite_master WHERE name LIKE 'webhook_manager%'") == []
+
+
+def test_sqlite_misconfigurations_each_say_what_to_change(workdir: Path, sqlite_app: AppDb) -> None:
+    missing = wm(workdir, "capture", "sqlite", "--database", "nope.db", "--client-code", "1", "--tables", "t")
+    assert one_line_error(missing) == "database 'nope.db': no such file"
+    assert "no table 'nothing'" in one_line_error(capture(workdir, sqlite_app, "--tables", "product,nothing"))
+    assert one_line_error(capture(workdir, sqlite_app, "--tables", "product", "--row-id-column", "product=nope")) == (
+        "row_id_columns: table 'product' has no column 'nope'"
+    )
+    assert one_line_error(capture(workdir, sqlite_app, "--tables", "product", "--row-id-column", "x")).startswith(
+        "--row-id-column: expected TABLE=COLUMN"
+    )
+    assert one_line_error(capture(workdir, sqlite_app, "--tables", "a b")).startswith("--tables: ")
+    assert one_line_error(capture(workdir, sqlite_app, "--tables", "product", "--data", "all")).startswith("--data: ")
+    both = capture(workdir, sqlite_app, "--tables", "product", "--setup", "--teardown")
+    assert one_line_error(both) == "--setup and --teardown: give one of them"
+
+
+@pytest.mark.postgres
+def test_postgres_logical_setup_makes_publication_and_slot_and_teardown_removes_them(
+    workdir: Path, pg_app: AppDb
+) -> None:
+    done = capture(workdir, pg_app, "--tables", "product,tag", "--setup")
+    assert done.returncode == 0, done.stderr
+    assert pg_app.query(f"SELECT plugin FROM pg_replication_slots WHERE slot_name = '{pg_app.slot}'") == [("pgoutput",)]
+    published = pg_app.query(f"SELECT tablename FROM pg_publication_tables WHERE pubname = '{pg_app.slot}' ORDER BY 1")
+    assert published == [("product",), ("tag",)]
+    # running with another table list than the publication's says to set up again
+    assert "--setup again" in one_line_error(capture(workdir, pg_app, "--tables", "product"))
+    done = capture(workdir, pg_app, "--tables", "product,tag", "--teardown")
+    assert done.returncode == 0, done.stderr
+    assert pg_app.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{pg_app.slot}'") == []
+    assert pg_app.query(f"SELECT 1 FROM pg_publication WHERE pubname = '{pg_app.slot}'") == []
+
+
+@pytest.mark.postgres
+def test_postgres_misconfigurations_each_say_what_to_change(workdir: Path, pg_app: AppDb) -> None:
+    not_set_up = one_line_error(capture(workdir, pg_app, "--tables", "product"))
+    assert not_set_up == (
+        f"replication slot {pg_app.slot!r} does not exist in database {pg_app.where.rsplit('/', 1)[1]!r}:"
+        " run webhook-manager capture postgres … --setup first"
+    )
+    assert "no table 'nothing' in database" in one_line_error(
+        capture(workdir, pg_app, "--tables", "nothing", "--setup")
+    )
+
+    pg_app.execute("CREATE TABLE note (body text)")  # no primary key: no replica identity
+    no_identity = one_line_error(capture(workdir, pg_app, "--tables", "product,note", "--setup"))
+    assert no_identity == (
+        "table 'note' has no replica identity, so PostgreSQL would refuse its UPDATE and DELETE once published:"
+        " give it a primary key or run ALTER TABLE public.note REPLICA IDENTITY FULL"
+    )
+    pg_app.execute("ALTER TABLE note REPLICA IDENTITY FULL")
+    assert capture(workdir, pg_app, "--tables", "product,note", "--setup").returncode == 0
+
+    role = f"wm_plain_{pg_app.slot[-6:]}"
+    pg_app.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        plain = pg_app.where.replace("://postgres@", f"://{role}@")
+        result = wm(workdir, "capture", "postgres", "--dsn", plain, "--client-code", "1", "--tables", "product")
+        assert one_line_error(result) == (
+            f"role {role!r} lacks the REPLICATION attribute that logical capture needs:"
+            f" run ALTER ROLE {role} REPLICATION (or use --mode trigger)"
+        )
+    finally:
+        pg_app.execute(f"DROP ROLE {role}")
+
+    unreachable = wm(
+        workdir, "capture", "postgres", "--dsn", "postgresql://nobody:secret@127.0.0.1:1/app",
+        "--client-code", "1", "--tables", "product",
+    )  # fmt: skip
+    error = one_line_error(unreachable)
+    assert (
+        error.startswith("postgres postgresql://nobody:***@127.0.0.1:1/app: cannot connect") and "secret" not in error
+    )
+
+
+@pytest.fixture(scope="module")
+def replica_server() -> Iterator[str]:
+    """A second PostgreSQL server of this machine's version, started with wal_level = replica."""
+    initdb = PG_BIN / "initdb"
+    if not initdb.exists() or shutil.which("runuser") is None:
+        message = f"no PostgreSQL server binaries at {PG_BIN}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    data = Path(tempfile.mkdtemp(prefix="wm-replica-"))
+    shutil.chown(data, "postgres")
+    port = free_port()
+
+    def as_postgres(*command: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True, timeout=120)
+
+    as_postgres(str(initdb), "-D", str(data / "db"), "-A", "trust", "-U", "postgres")
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c wal_level=replica"
+    as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_wal_level_not_logical_says_how_to_change_it(workdir: Path, replica_server: str) -> None:
+    conn = psycopg2.connect(replica_server)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS product (id integer PRIMARY KEY)")
+    conn.close()
+    args = ["--dsn", replica_server, "--client-code", "1", "--tables", "product"]
+    for extra in ([], ["--setup"]):
+        result = wm(workdir, "capture", "postgres", *args, *extra)
+        assert one_line_error(result) == (
+            "PostgreSQL's wal_level is 'replica'; logical capture needs wal_level = logical: run ALTER SYSTEM SET"
+            " wal_level = logical and restart the server (or use --mode trigger)"
+        )
+    # the trigger mode works there
+    done = wm(workdir, "capture", "postgres", *args, "--mode", "trigger", "--setup")
+    assert done.returncode == 0, done.stderr
+    conn = psycopg2.connect(replica_server)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO product (id) VALUES (41)")
+        cur.execute("SELECT table_name, action, row_id FROM webhook_manager_1.outbox")
+        assert cur.fetchall() == [("product", "insert", "41")]
+    conn.close()
