@@ -140,17 +140,20 @@ class PostgresTriggerSource:
 
         # The row is read through to_jsonb, so no column is named in the trigger's SQL: a column renamed or
         # dropped later never makes the application's writes fail.
+        # (``row.*``: a bare alias would mean a column of that name, if the table has one)
         def rid(alias: str) -> str:
             column = table.row_id_column
-            return f"to_jsonb({alias}) ->> {_literal(column)}" if column else "NULL"
+            return f"to_jsonb({alias}.*) ->> {_literal(column)}" if column else "NULL"
 
-        data = "to_jsonb(n)" if self.spec.data == "row" else "NULL"
+        data = "to_jsonb(webhook_manager_new.*)" if self.spec.data == "row" else "NULL"
+        new_id, old_id = rid("webhook_manager_new"), rid("webhook_manager_old")
+        new_rows, old_rows = "new_rows webhook_manager_new", "old_rows webhook_manager_old"
         into = f"INSERT INTO {q}.outbox (table_name, action, row_id, data)"
         name = _literal(table.name)
         body = (
-            f" BEGIN IF TG_OP = 'INSERT' THEN {into} SELECT {name}, 'insert', {rid('n')}, {data} FROM new_rows n;"
-            f" ELSIF TG_OP = 'UPDATE' THEN {into} SELECT {name}, 'update', {rid('n')}, {data} FROM new_rows n;"
-            f" ELSIF TG_OP = 'DELETE' THEN {into} SELECT {name}, 'delete', {rid('o')}, NULL FROM old_rows o;"
+            f" BEGIN IF TG_OP = 'INSERT' THEN {into} SELECT {name}, 'insert', {new_id}, {data} FROM {new_rows};"
+            f" ELSIF TG_OP = 'UPDATE' THEN {into} SELECT {name}, 'update', {new_id}, {data} FROM {new_rows};"
+            f" ELSIF TG_OP = 'DELETE' THEN {into} SELECT {name}, 'delete', {old_id}, NULL FROM {old_rows};"
             f" ELSE {into} VALUES ({name}, 'delete', NULL, NULL); END IF;"
             f" PERFORM pg_notify({_literal(self.schema)}, ''); RETURN NULL; END "
         )

@@ -30,7 +30,7 @@ log = logging.getLogger("webhook_manager.capture")
 BATCH_LIMIT = 20_000
 READ_WAIT_S = 0.2
 QUEUE_DEPTH = 2
-BUSY_RETRY_S = 5.0
+BUSY_RETRY_S = 2.0
 ERROR_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
