@@ -14,6 +14,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from tests.conftest import IN_CI
 from tests.databases import POSTGRES_URL, postgres_database
 from webhook_manager.capture.spec import CaptureSpec
 
@@ -122,6 +123,21 @@ def drop_slots(url: str) -> None:
         conn.close()
 
 
+def _require_logical_wal(url: str) -> None:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW wal_level")
+            (level,) = cur.fetchone()
+    finally:
+        conn.close()
+    if level != "logical":
+        message = f"PostgreSQL's wal_level is {level!r}, not logical: run scripts/test-services first (README, Tests)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def app_database(kind: str, tmp_path: Path) -> Iterator[AppDb]:
     """An empty application database of ``kind`` (sqlite, postgres-logical, postgres-trigger)."""
     if kind == "sqlite":
@@ -132,6 +148,8 @@ def app_database(kind: str, tmp_path: Path) -> Iterator[AppDb]:
     databases = postgres_database(migrated=False)
     url = next(databases)
     try:
+        if kind == "postgres-logical":
+            _require_logical_wal(url)
         yield AppDb(kind, url)
     finally:
         try:
