@@ -210,3 +210,75 @@ async def test_truncate_is_one_delete_with_row_id_0(
             await in_thread(app.execute, "TRUNCATE product")
             bodies = await delivered(pipeline, receiver, 1)
         assert [(i["rowId"], i["data"]) for i in items(bodies)] == [(0, None)]
+
+
+async def test_a_second_capture_of_one_source_stands_by_and_takes_over(
+    app: AppDb, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await in_thread(app.create_product_table)
+    await add_configuration(store, receiver.url("/status/200"), table="product", action="insert")
+    spec = app.spec()
+    async with capturing(spec, store, pipeline) as first:
+        await asyncio.sleep(0.5)
+        second = asyncio.create_task(run_capture(spec, store, "UTC", pipeline.events_recorded))
+        try:
+            await in_thread(
+                app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(i, "a") for i in range(40)]
+            )
+            await delivered(pipeline, receiver, 40)
+            first.cancel()  # the first process goes away
+            await in_thread(
+                app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(i, "b") for i in range(40, 90)]
+            )
+            bodies = await delivered(pipeline, receiver, 90)
+            assert not second.done()
+        finally:
+            second.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await second
+    assert sorted(i["rowId"] for i in items(bodies)) == list(range(90))
+
+
+async def test_sqlite_triggers_follow_a_column_added_while_capturing(
+    tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database("sqlite", tmp_path):
+        await in_thread(app.create_product_table)
+        await add_configuration(store, receiver.url("/status/200"), table="product", action="insert")
+        async with capturing(app.spec(data="row"), store, pipeline):
+            await in_thread(app.execute, "INSERT INTO product (id, name) VALUES (1, 'a')")
+            await delivered(pipeline, receiver, 1)
+            await in_thread(app.execute, "ALTER TABLE product ADD COLUMN colour text")
+            async with asyncio.timeout(10):
+                while "colour" not in str(
+                    await in_thread(app.query, "SELECT sql FROM sqlite_master WHERE type = 'trigger'")
+                ):
+                    await asyncio.sleep(0.02)
+            await in_thread(app.execute, "INSERT INTO product (id, name, colour) VALUES (2, 'b', 'red')")
+            bodies = await delivered(pipeline, receiver, 2)
+        assert [i["data"] for i in items(bodies)] == [
+            {"id": 1, "name": "a", "price": None},
+            {"id": 2, "name": "b", "price": None, "colour": "red"},
+        ]
+
+
+@pytest.mark.postgres
+async def test_an_idle_slot_is_confirmed_past_other_writes(
+    tmp_path: Path, store: Store, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webhook_manager.capture import postgres_logical
+
+    monkeypatch.setattr(postgres_logical, "HEARTBEAT_S", 0.2)
+    for app in app_database("postgres-logical", tmp_path):
+        await in_thread(app.create_product_table)
+        async with capturing(app.spec(), store, pipeline):
+            await in_thread(
+                app.execute, "CREATE TABLE other (id integer)", "INSERT INTO other SELECT generate_series(1, 20000)"
+            )
+            [(written,)] = await in_thread(app.query, "SELECT pg_current_wal_lsn()")
+            query = (
+                f"SELECT confirmed_flush_lsn >= '{written}' FROM pg_replication_slots WHERE slot_name = '{app.slot}'"
+            )
+            async with asyncio.timeout(10):
+                while await in_thread(app.query, query) != [(True,)]:
+                    await asyncio.sleep(0.1)

@@ -9,12 +9,13 @@ import orjson
 import pytest
 
 from webhook_manager.batching import plan_batches
-from webhook_manager.errors import Conflict
+from webhook_manager.errors import CaptureConflict, Conflict
 from webhook_manager.ids import new_id
 from webhook_manager.model import (
     Action,
     Attempt,
     AttemptOutcome,
+    CapturedGroup,
     Configuration,
     ConfigurationInput,
     EventStatus,
@@ -166,6 +167,33 @@ async def test_events_are_kept_only_for_an_enabled_configuration(store: Store) -
     listed = await store.list_events("100", "product", "insert", 100)
     assert len(listed) == 100 and listed[0].row_id == 249 and listed[0].status == EventStatus.PENDING
     assert await store.list_events("200", "product", "insert", 100) == []
+
+
+async def test_captured_events_and_their_position_are_stored_together(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    assert await store.capture_position("sqlite:abc") is None
+    groups = [
+        CapturedGroup("product", "insert", ITEMS, 250),
+        CapturedGroup("product", "update", ITEMS, 250),  # no configuration: dropped, yet the position moves
+    ]
+    assert await store.record_captured("100", "sqlite:abc", None, "17", groups, 2) == 250
+    assert await store.capture_position("sqlite:abc") == "17"
+    assert await store.record_captured("100", "sqlite:abc", "17", "18", [], 3) == 0
+    assert await store.capture_position("sqlite:abc") == "18"
+    assert len(await store.list_events("100", "product", "insert", 100)) == 100
+    assert await store.list_events("100", "product", "update", 100) == []
+
+
+async def test_a_capture_that_read_from_a_stale_position_stores_nothing(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.record_captured("100", "pg:slot", None, "5:-1", [], 1)
+    for expected in (None, "4:-1"):  # another process moved it (or made it) first
+        with pytest.raises(CaptureConflict):
+            await store.record_captured(
+                "100", "pg:slot", expected, "9:-1", [CapturedGroup("product", "insert", ITEMS, 250)], 2
+            )
+    assert await store.capture_position("pg:slot") == "5:-1"
+    assert await store.list_events("100", "product", "insert", 100) == []
 
 
 async def test_forming_advances_events_with_their_webhooks(store: Store) -> None:
