@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg2
 import pytest
 
-from tests.acceptance.cli import free_port, wm
+from tests.acceptance.cli import PASSWORD, account_create, free_port, serve, wm
 from tests.capture_apps import AppDb, app_database
 from tests.conftest import IN_CI
+from tests.receiver import ThreadedReceiver
 
 PG_BIN = (
     Path("/usr/lib/postgresql")
@@ -196,3 +199,48 @@ def test_wal_level_not_logical_says_how_to_change_it(workdir: Path, replica_serv
         cur.execute("SELECT table_name, action, row_id FROM webhook_manager_1.outbox")
         assert cur.fetchall() == [("product", "insert", "41")]
     conn.close()
+
+
+def test_serve_runs_the_capture_sections_of_its_settings_file(workdir: Path, sqlite_app: AppDb) -> None:
+    (workdir / "settings.toml").write_text(
+        "allow_private_endpoints = true\n"
+        "[[capture]]\n"
+        'kind = "sqlite"\n'
+        f'database = "{sqlite_app.where}"\n'
+        'client_code = "555"\n'
+        'tables = ["product"]\n'
+        'data = "row"\n'
+    )
+    assert account_create(workdir, "555", "alice").returncode == 0
+    receiver = ThreadedReceiver()
+    try:
+        for served in serve(workdir, "--config", "settings.toml"):
+            with httpx.Client(base_url=served.url, timeout=10) as http:
+                login = http.post(
+                    "/api/",
+                    data={"request": "verifyUser", "clientCode": "555", "username": "alice", "password": PASSWORD},
+                ).json()
+                headers = {"clientCode": "555", "sessionKey": login["records"][0]["sessionKey"]}
+                body = {"table": "product", "action": "insert", "endpoint": receiver.url("/status/200"), "secret": "s"}
+                assert http.post("/v1/webhook-configuration", json=body, headers=headers).status_code == 200
+            sqlite_app.execute(("INSERT INTO product (id, name, price) VALUES (?, ?, ?)", (12, "tea", 2.5)))
+            [webhook] = receiver.wait_for(1)
+            assert (webhook["clientCode"], webhook["table"], webhook["action"]) == ("555", "product", "insert")
+            assert [(i["rowId"], i["data"]) for i in webhook["items"]] == [
+                (12, {"id": 12, "name": "tea", "price": 2.5})
+            ]
+            served.process.send_signal(signal.SIGTERM)
+            assert served.process.wait(timeout=20) == 0
+    finally:
+        receiver.stop()
+
+
+def test_serve_with_a_capture_section_that_cannot_work_stops_with_one_line(workdir: Path, sqlite_app: AppDb) -> None:
+    (workdir / "settings.toml").write_text(
+        f'[[capture]]\nkind = "sqlite"\ndatabase = "{sqlite_app.where}"\nclient_code = "1"\ntables = ["nothing"]\n'
+    )
+    error = one_line_error(wm(workdir, "serve", "--config", "settings.toml"))
+    assert error == f"capture of sqlite {sqlite_app.where}: no table 'nothing' in {sqlite_app.where} (tables: nothing)"
+    (workdir / "settings.toml").write_text('[[capture]]\nkind = "sqlite"\nclient_code = "1"\ntables = ["t"]\n')
+    error = one_line_error(wm(workdir, "serve", "--config", "settings.toml"))
+    assert error == "[[capture]] section 1: a sqlite source needs database (the application's database file)"
