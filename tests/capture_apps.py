@@ -128,7 +128,8 @@ def _require_logical_wal(url: str) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW wal_level")
-            (level,) = cur.fetchone()
+            row = cur.fetchone()
+            level = row[0] if row else None
     finally:
         conn.close()
     if level != "logical":
