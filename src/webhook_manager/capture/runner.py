@@ -198,6 +198,7 @@ async def run_capture(
     """Capture ``spec`` until cancelled: stand by while another process has the source, retry after errors
     with a growing pause; CaptureError (a configuration that cannot work) ends it."""
     failures = 0
+    standing_by = False
     while True:
         source = open_source(spec)
         try:
@@ -206,8 +207,11 @@ async def run_capture(
         except CaptureError:
             raise
         except CaptureBusy as exc:
-            log.info("%s; standing by", exc.message)
+            if not standing_by:
+                log.info("%s; standing by to take over", exc.message)
+                standing_by = True
             await asyncio.sleep(BUSY_RETRY_S)
+            continue
         except CaptureConflict as exc:
             log.warning("%s; reading again from the stored position", exc.message)
         except asyncio.CancelledError:
