@@ -31,6 +31,7 @@ from webhook_manager.errors import CaptureBusy, CaptureError
 log = logging.getLogger("webhook_manager.capture.postgres")
 
 HEARTBEAT_S = 5.0
+MORE_OF_A_TRANSACTION_S = 0.005
 _DONE = -1  # in a position: every change of the transaction is recorded
 
 
@@ -209,10 +210,17 @@ class PostgresLogicalSource:
         deadline = time.monotonic() + wait_s
         position: str | None = None
         ack: int | None = None
+        waited = False
         while True:
             message = cursor.read_message()
             if message is None:
                 if changes:
+                    if self._in_tx and not waited:
+                        # The server is still streaming this transaction: a moment's wait makes one batch of
+                        # what would otherwise be hundreds of small ones (each a store transaction).
+                        waited = True
+                        select.select([self._repl], [], [], MORE_OF_A_TRANSACTION_S)
+                        continue
                     break  # hand over what there is rather than wait
                 self._heartbeat()
                 remaining = deadline - time.monotonic()
@@ -220,6 +228,7 @@ class PostgresLogicalSource:
                     return None
                 select.select([self._repl], [], [], min(remaining, HEARTBEAT_S))
                 continue
+            waited = False
             payload = message.payload
             tag = payload[0]
             if tag == 0x42:  # B
