@@ -89,6 +89,19 @@ class Settings(BaseSettings):
             raise ValueError("must name a file: use sqlite:///path/to/file.db")
         return value
 
+    @field_validator("capture")
+    @classmethod
+    def _distinct_sources(cls, specs: tuple[CaptureSpec, ...]) -> tuple[CaptureSpec, ...]:
+        seen: set[tuple[str, ...]] = set()
+        for spec in specs:
+            where = (spec.kind, spec.database or spec.dsn or "", spec.slot_name if spec.kind == "postgres" else "")
+            if where in seen:
+                raise ValueError(
+                    f"two [[capture]] sections name one source ({spec.describe()}); give each its own slot"
+                )
+            seen.add(where)
+        return specs
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -147,9 +160,11 @@ def describe_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     name = str(err["loc"][0]) if err["loc"] else "?"
     message = err["msg"].removeprefix("Value error, ")
-    if name == "capture" and len(err["loc"]) > 1 and isinstance(err["loc"][1], int):
-        where = ".".join(str(part) for part in err["loc"][2:])
-        return f"[[capture]] section {err['loc'][1] + 1}: {where + ': ' if where else ''}{message}"
+    if name == "capture":
+        if len(err["loc"]) > 1 and isinstance(err["loc"][1], int):
+            where = ".".join(str(part) for part in err["loc"][2:])
+            return f"[[capture]] section {err['loc'][1] + 1}: {where + ': ' if where else ''}{message}"
+        return f"[[capture]]: {message}"
     if err["type"] == "extra_forbidden":
         return f"unknown setting {name!r} (settings are listed in the README)"
     given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", str(err["input"]))  # never echo a password

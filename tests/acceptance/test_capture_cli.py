@@ -99,8 +99,12 @@ def test_postgres_logical_setup_makes_publication_and_slot_and_teardown_removes_
     assert pg_app.query(f"SELECT plugin FROM pg_replication_slots WHERE slot_name = '{pg_app.slot}'") == [("pgoutput",)]
     published = pg_app.query(f"SELECT tablename FROM pg_publication_tables WHERE pubname = '{pg_app.slot}' ORDER BY 1")
     assert published == [("product",), ("tag",)]
-    # running with another table list than the publication's says to set up again
-    assert "--setup again" in one_line_error(capture(workdir, pg_app, "--tables", "product"))
+    # another table list than the publication's: running says how to change it, set-up will not take it over
+    assert "--teardown, then --setup with these tables" in one_line_error(
+        capture(workdir, pg_app, "--tables", "product")
+    )
+    taken = one_line_error(capture(workdir, pg_app, "--tables", "product", "--setup"))
+    assert taken.startswith(f"publication {pg_app.slot!r} publishes public.product, public.tag, not public.product:")
     done = capture(workdir, pg_app, "--tables", "product,tag", "--teardown")
     assert done.returncode == 0, done.stderr
     assert pg_app.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{pg_app.slot}'") == []
@@ -136,6 +140,10 @@ def test_postgres_misconfigurations_each_say_what_to_change(workdir: Path, pg_ap
             f"role {role!r} lacks the REPLICATION attribute that logical capture needs:"
             f" run ALTER ROLE {role} REPLICATION (or use --mode trigger)"
         )
+        # trigger mode needs no REPLICATION, but setting it up needs CREATE on the database and the tables
+        result = wm(workdir, "capture", "postgres", "--dsn", plain, "--client-code", "1", "--tables", "product",
+                    "--mode", "trigger", "--setup")  # fmt: skip
+        assert one_line_error(result).startswith(f"role {role!r} may not set up the capture in ")
     finally:
         pg_app.execute(f"DROP ROLE {role}")
 

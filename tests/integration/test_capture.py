@@ -18,6 +18,7 @@ from tests.integration.pipeline_helpers import add_configuration
 from tests.receiver import Receiver
 from webhook_manager.capture.runner import open_source, run_capture
 from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.errors import CaptureError
 from webhook_manager.pipeline import Pipeline
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, open_store
@@ -282,3 +283,137 @@ async def test_an_idle_slot_is_confirmed_past_other_writes(
             async with asyncio.timeout(10):
                 while await in_thread(app.query, query) != [(True,)]:
                     await asyncio.sleep(0.1)
+
+
+async def test_a_source_set_up_for_other_tables_is_not_taken_over(tmp_path: Path, app: AppDb) -> None:
+    await in_thread(app.create_product_table)
+    await in_thread(set_up, app.spec(("product", "tag")))
+    with pytest.raises(CaptureError, match="run --teardown"):
+        await in_thread(set_up, app.spec(("tag",)))
+    if app.is_postgres:
+        triggers_or_tables = f"SELECT count(*) FROM pg_publication_tables WHERE pubname = '{app.slot}'"
+        if app.kind == "postgres-trigger":
+            triggers_or_tables = f"SELECT count(*) FROM pg_trigger WHERE tgname LIKE '{app.slot}:%'"
+        assert (await in_thread(app.query, triggers_or_tables))[0][0] in (2, 8)  # both tables still captured
+    else:
+        assert len(await in_thread(app.query, "SELECT name FROM sqlite_master WHERE type = 'trigger'")) == 6
+        assert await in_thread(app.query, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_teardown_is_refused_while_a_capture_runs(app: AppDb, store: Store, pipeline: Pipeline) -> None:
+    await in_thread(app.create_product_table)
+    async with capturing(app.spec(), store, pipeline):
+        await asyncio.sleep(0.5)
+        source = open_source(app.spec())
+        await in_thread(source.open)
+        try:
+            with pytest.raises(CaptureError, match="stop it first"):
+                await in_thread(source.teardown)
+        finally:
+            await in_thread(source.close)
+
+
+@pytest.mark.postgres
+async def test_a_slot_of_another_database_is_not_taken(tmp_path: Path) -> None:
+    apps = [app_database("postgres-logical", tmp_path / str(i)) for i in range(2)]
+    first, second = next(apps[0]), next(apps[1])
+    try:
+        for app in (first, second):
+            await in_thread(app.create_product_table)
+        await in_thread(set_up, first.spec())
+        second.slot = first.slot
+        with pytest.raises(CaptureError, match="is taken"):
+            await in_thread(set_up, second.spec())
+    finally:
+        for gen in apps:
+            next(gen, None)
+
+
+@pytest.mark.postgres
+async def test_trigger_mode_never_fails_the_applications_writes(
+    tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database("postgres-trigger", tmp_path):
+        role = f"wm_app_{app.slot[-6:]}"
+        await in_thread(
+            app.execute,
+            "CREATE TABLE doc (id integer PRIMARY KEY, body json, big numeric)",
+            f"CREATE ROLE {role} LOGIN",
+            f"GRANT INSERT ON doc TO {role}",
+        )
+        await add_configuration(store, receiver.url("/status/200"), table="doc", action="insert")
+        try:
+            async with capturing(app.spec(("doc",), data="row"), store, pipeline):
+                writer = AppDb(app.kind, app.where.replace("://postgres@", f"://{role}@"))
+                # a role with only INSERT on the table; values jsonb would refuse; a number no double holds
+                await in_thread(
+                    writer.executemany,
+                    "INSERT INTO doc (id, body, big) VALUES (?, ?, ?)",
+                    [(1, '{"a": "\\u0000"}', 1), (2, '{"b": 1}', 10**400)],
+                )
+                bodies = await delivered(pipeline, receiver, 2)
+        finally:
+            await in_thread(app.execute, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+        got = {i["rowId"]: i["data"] for i in items(bodies)}
+        assert got[1] == {"id": 1, "body": {"a": "\x00"}, "big": 1}
+        assert got[2]["body"] == {"b": 1} and got[2]["big"] == str(10**400)  # kept as its text
+
+
+@pytest.mark.postgres
+async def test_logical_values_json_cannot_carry_do_not_stop_the_capture(
+    tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database("postgres-logical", tmp_path):
+        await in_thread(app.execute, "CREATE TABLE doc (id integer PRIMARY KEY, body json, big numeric, f float8)")
+        await add_configuration(store, receiver.url("/status/200"), table="doc", action="insert")
+        async with capturing(app.spec(("doc",), data="row"), store, pipeline):
+            await in_thread(
+                app.executemany,
+                "INSERT INTO doc (id, body, big, f) VALUES (?, ?, ?, ?)",
+                [(1, '{"a": 1e400}', 10**400, float("nan")), (2, '{"b": [1]}', 2.5, 1.5)],
+            )
+            bodies = await delivered(pipeline, receiver, 2)
+        got = {i["rowId"]: i["data"] for i in items(bodies)}
+        assert got[1] == {"id": 1, "body": {"a": "1e400"}, "big": str(10**400), "f": "NaN"}
+        assert got[2] == {"id": 2, "body": {"b": [1]}, "big": 2.5, "f": 1.5}
+
+
+@pytest.mark.postgres
+async def test_logical_a_transaction_ending_a_full_batch_is_confirmed(
+    tmp_path: Path, store: Store, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webhook_manager.capture import runner
+
+    monkeypatch.setattr(runner, "BATCH_LIMIT", 10)
+    for app in app_database("postgres-logical", tmp_path):
+        await in_thread(app.create_product_table)
+        await add_configuration(store, "https://example.com/hook", table="product", action="insert")
+        async with capturing(app.spec(), store, pipeline):
+            await in_thread(
+                app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(i, "a") for i in range(10)]
+            )
+            [(committed,)] = await in_thread(app.query, "SELECT pg_current_wal_lsn()")
+            query = (
+                f"SELECT confirmed_flush_lsn >= '{committed}' FROM pg_replication_slots WHERE slot_name = '{app.slot}'"
+            )
+            async with asyncio.timeout(10):
+                while await in_thread(app.query, query) != [(True,)]:
+                    await asyncio.sleep(0.05)
+
+
+@pytest.mark.postgres
+async def test_logical_capture_of_a_partitioned_table(
+    tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database("postgres-logical", tmp_path):
+        await in_thread(
+            app.execute,
+            "CREATE TABLE parted (id integer PRIMARY KEY, v text) PARTITION BY RANGE (id)",
+            "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100)",
+            "CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (100) TO (1000)",
+        )
+        await add_configuration(store, receiver.url("/status/200"), table="parted", action="insert")
+        async with capturing(app.spec(("parted",)), store, pipeline):
+            await in_thread(app.executemany, "INSERT INTO parted (id, v) VALUES (?, ?)", [(5, "a"), (500, "b")])
+            bodies = await delivered(pipeline, receiver, 2)
+        assert sorted(i["rowId"] for i in items(bodies)) == [5, 500]

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from webhook_manager.capture import pgoutput
-from webhook_manager.capture.changes import row_id, to_groups
+from webhook_manager.capture.changes import json_or_text, row_id, to_groups
 from webhook_manager.capture.postgres_logical import parse_position
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.payload import TimestampFormatter
@@ -139,3 +139,13 @@ def test_capture_settings_are_checked() -> None:
     for fields in bad:
         with pytest.raises(ValidationError):
             CaptureSpec(**fields)
+
+
+def test_json_from_a_database_keeps_what_it_cannot_carry_as_text() -> None:
+    assert json_or_text('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    assert json_or_text(b'{"a": 1e400, "b": 1, "n": 100000000000000000000}') == {
+        "a": "1e400", "b": 1, "n": "100000000000000000000"
+    }  # fmt: skip
+    assert json_or_text("NaN") == "NaN"
+    deep = "[" * 5000 + "]" * 5000
+    assert json_or_text(deep) == deep

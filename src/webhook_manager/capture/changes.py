@@ -7,9 +7,13 @@ subject keep their order), cut into bundles of at most 10 000 events like a reco
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from webhook_manager.errors import InvalidInput
 from webhook_manager.events import MAX_ITEMS, MAX_ROW_ID, items_json
@@ -29,6 +33,30 @@ class Batch:
     position: str
     ack: Any = None
     groups: list[CapturedGroup] = field(default_factory=list)
+
+
+def json_or_text(text: str | bytes) -> Any:
+    """A JSON document from a database as a value. Numbers this service cannot carry (integers beyond 64
+    bits, numbers beyond the range of a double, NaN) become their text, and a document it cannot read at all
+    (nesting too deep) stays text as a whole, so one odd value never stops a capture."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text, parse_int=_int_or_text, parse_float=_float_or_text, parse_constant=str)
+    except (ValueError, RecursionError):
+        return text if isinstance(text, str) else text.decode(errors="replace")
+
+
+def _int_or_text(text: str) -> int | str:
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else text
+
+
+def _float_or_text(text: str) -> float | str:
+    number = float(text)
+    return number if math.isfinite(number) else text
 
 
 def row_id(value: Any) -> int:

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from webhook_manager.capture.changes import json_or_text
 
 PG_EPOCH_MS = 946_684_800_000  # 2000-01-01 in milliseconds since the Unix epoch
 
@@ -22,10 +22,8 @@ _INT16 = struct.Struct(">H")
 _COLUMN = struct.Struct(">Ii")
 
 INT_TYPES = frozenset({20, 21, 23, 26})  # int8, int2, int4, oid
-_FLOAT_TYPES = frozenset({700, 701})
-_NUMERIC = 1700
+_NUMBER_OR_JSON_TYPES = frozenset({700, 701, 1700, 114, 3802})  # float4, float8, numeric, json, jsonb
 _BOOL = 16
-_JSON_TYPES = frozenset({114, 3802})
 UNCHANGED = object()
 """A TOASTed value the update did not change, so pgoutput did not send it."""
 
@@ -147,10 +145,7 @@ def json_value(text: bytes, type_oid: int) -> Any:
         return int(text)
     if type_oid == _BOOL:
         return text == b"t"
-    if type_oid in _FLOAT_TYPES or type_oid == _NUMERIC:
-        if text[-1:].isdigit():  # not NaN or Infinity, which JSON has no word for
-            return orjson.Fragment(text) if type_oid == _NUMERIC else float(text)
-        return text.decode()
-    if type_oid in _JSON_TYPES:
-        return orjson.loads(text)
+    if type_oid in _NUMBER_OR_JSON_TYPES:
+        # numbers as JSON numbers; NaN, Infinity and what a double cannot hold as their text
+        return json_or_text(text)
     return text.decode()

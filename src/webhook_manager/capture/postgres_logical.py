@@ -120,18 +120,28 @@ class PostgresLogicalSource:
         """Make (or align) the publication and make the slot."""
         tables = ", ".join(t.qualified for t in self._tables.values())
         slot = quote_ident(self._conn, self.slot)
+        database = database_name(self._conn)
         with self._conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.slot,))
-            if cur.fetchone() is None:
-                cur.execute(f"CREATE PUBLICATION {slot} FOR TABLE {tables}")
-            else:
-                cur.execute(f"ALTER PUBLICATION {slot} SET TABLE {tables}")
-            cur.execute("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (self.slot,))
+            cur.execute("SELECT plugin, database FROM pg_replication_slots WHERE slot_name = %s", (self.slot,))
             found = cur.fetchone()
+            if found is not None and (found[0] != "pgoutput" or found[1] != database):
+                raise CaptureError(
+                    f"replication slot {self.slot!r} is taken (database {found[1]!r}, plugin {found[0]!r}):"
+                    " give this source another --slot"
+                )
+            published = self._published(cur)
+            wanted = {t.qualified for t in self._tables.values()}
+            if published is not None and published != wanted:
+                # Another source's publication: changing it would drop that source's tables.
+                raise CaptureError(
+                    f"publication {self.slot!r} publishes {', '.join(sorted(published)) or 'no table'}, not"
+                    f" {', '.join(sorted(wanted))}: give this source another --slot, or run --teardown on that"
+                    " one first"
+                )
+            if published is None:
+                cur.execute(f"CREATE PUBLICATION {slot} FOR TABLE {tables} WITH (publish_via_partition_root = true)")
             if found is None:
                 cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,))
-            elif found[0] != "pgoutput":
-                raise CaptureError(f"replication slot {self.slot!r} exists with plugin {found[0]!r}, not pgoutput")
         return (
             f"set up capture of {', '.join(self.spec.tables)} in {database_name(self._conn)}:"
             f" publication and replication slot {self.slot!r}"
@@ -164,16 +174,13 @@ class PostgresLogicalSource:
                     f"replication slot {self.slot!r} does not exist in database {database!r}:"
                     " run webhook-manager capture postgres … --setup first"
                 )
-            cur.execute(
-                "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = %s",
-                (self.slot,),
-            )
-            published = {row[0] for row in cur.fetchall()}
+            published = self._published(cur) or set()
             wanted = {t.qualified for t in self._tables.values()}
             if published != wanted:
                 raise CaptureError(
                     f"publication {self.slot!r} publishes {', '.join(sorted(published)) or 'no table'}, not"
-                    f" {', '.join(sorted(wanted))}: run webhook-manager capture postgres … --setup again"
+                    f" {', '.join(sorted(wanted))}: run webhook-manager capture postgres … --teardown, then"
+                    " --setup with these tables (or give this source another --slot)"
                 )
             cur.execute("SELECT system_identifier FROM pg_control_system()")
             (system,) = cur.fetchone()
@@ -188,6 +195,17 @@ class PostgresLogicalSource:
         except psycopg2.errors.ObjectInUse:
             raise CaptureBusy(f"another process streams from replication slot {self.slot!r}") from None
         return f"postgres:{system}:{database}:{self.slot}"
+
+    def _published(self, cur: Any) -> set[str] | None:
+        """The tables of this source's publication; None when there is none."""
+        cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.slot,))
+        if cur.fetchone() is None:
+            return None
+        cur.execute(
+            "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = %s",
+            (self.slot,),
+        )
+        return {row[0] for row in cur.fetchall()}
 
     def resume(self, position: str | None) -> None:
         self._skip_lsn, self._skip_count = parse_position(position)
@@ -214,7 +232,7 @@ class PostgresLogicalSource:
         while True:
             message = cursor.read_message()
             if message is None:
-                if changes:
+                if changes or position is not None:
                     if self._in_tx and not waited:
                         # The server is still streaming this transaction: a moment's wait makes one batch of
                         # what would otherwise be hundreds of small ones (each a store transaction).

@@ -21,15 +21,19 @@ import select
 import time
 from typing import Any
 
-import orjson
 import psycopg2
+import psycopg2.errors
 
-from webhook_manager.capture.changes import Batch, Change
+from webhook_manager.capture.changes import Batch, Change, json_or_text
 from webhook_manager.capture.postgres_common import Table, connect, database_name, find_tables, quote_ident
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.errors import CaptureBusy, CaptureError
 
 log = logging.getLogger("webhook_manager.capture.postgres")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _literal(text: str) -> str:
@@ -78,6 +82,8 @@ class PostgresTriggerSource:
             cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
             if cur.fetchone() is None:
                 return f"nothing to remove: no schema {self.schema!r} in {database_name(self._conn)}"
+            if not self._try_run_lock(cur):
+                raise CaptureError(f"a capture of schema {self.schema!r} is running: stop it first")
             cur.execute(f"SELECT count(*) FROM {q}.outbox")
             (left,) = cur.fetchone()
             cur.execute(f"DROP SCHEMA {q} CASCADE")  # the triggers go with their function
@@ -93,12 +99,13 @@ class PostgresTriggerSource:
         try:
             with self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"webhook_manager_capture:{self.schema}",))
+                tables = ",".join(sorted(self.spec.tables))
                 cur.execute("SELECT to_regclass(%s)", (f"{q}.meta",))
                 if cur.fetchone()[0] is None:
                     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
                     cur.execute(
                         f"CREATE TABLE {q}.outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                        " batch bigint, table_name text NOT NULL, action text NOT NULL, row_id text, data jsonb,"
+                        " batch bigint, table_name text NOT NULL, action text NOT NULL, row_id text, data json,"
                         " changed_at timestamptz NOT NULL DEFAULT clock_timestamp())"
                     )
                     cur.execute(f"CREATE INDEX outbox_unread ON {q}.outbox (id) WHERE batch IS NULL")
@@ -106,54 +113,70 @@ class PostgresTriggerSource:
                     cur.execute(f"CREATE SEQUENCE {q}.batches")
                     cur.execute(f"CREATE TABLE {q}.meta (key text PRIMARY KEY, value text NOT NULL)")
                     cur.execute(
-                        f"INSERT INTO {q}.meta (key, value) VALUES ('epoch', %s), ('client_code', %s)",
-                        (secrets.token_hex(8), self.spec.client_code),
+                        f"INSERT INTO {q}.meta (key, value) VALUES ('epoch', %s), ('client_code', %s), ('tables', %s)",
+                        (secrets.token_hex(8), self.spec.client_code, tables),
                     )
                 cur.execute(f"SELECT key, value FROM {q}.meta")
                 meta = dict(cur.fetchall())
-                if meta["client_code"] != self.spec.client_code:
+                if meta["client_code"] != self.spec.client_code or meta["tables"] != tables:
                     raise CaptureError(
-                        f"schema {self.schema!r} captures for client {meta['client_code']!r}: give this source"
-                        " its own --slot name"
+                        f"schema {self.schema!r} of {database_name(self._conn)} captures"
+                        f" {meta['tables'].replace(',', ', ')} for client {meta['client_code']}, not"
+                        f" {', '.join(sorted(self.spec.tables))} for client {self.spec.client_code}: give this source"
+                        " its own --slot, or run --teardown on that one first"
                     )
                 self._epoch = meta["epoch"]
-                cur.execute(
-                    "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE tgname LIKE %s AND NOT"
-                    " (tgrelid = ANY (%s))",
-                    (f"{self.schema}:%", [t.oid for t in self._tables]),
-                )
-                for stale, trigger in cur.fetchall():
-                    cur.execute(f"DROP TRIGGER {quote_ident(self._conn, trigger)} ON {stale}")
                 for table in self._tables:
                     self._install_table(cur, table)
             self._conn.commit()
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            self._conn.rollback()
+            self._conn.autocommit = True
+            raise CaptureError(
+                f"role {self._user()!r} may not set up the capture in {database_name(self._conn)}"
+                f" ({_first_line(exc)}): run --setup as the tables' owner, with CREATE on the database"
+            ) from None
         except BaseException:
             self._conn.rollback()
             raise
         finally:
             self._conn.autocommit = True
 
+    def _user(self) -> str:
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT current_user")
+            return str(cur.fetchone()[0])
+
+    def _try_run_lock(self, cur: Any) -> bool:
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"webhook_manager_capture:{self.schema}:run",))
+        return bool(cur.fetchone()[0])
+
     def _install_table(self, cur: Any, table: Table) -> None:
         q = self._q
         function_name = f"capture:{table.name}"
         function = f"{q}.{quote_ident(self._conn, function_name)}"
 
-        # The row is read through to_jsonb, so no column is named in the trigger's SQL: a column renamed or
-        # dropped later never makes the application's writes fail.
-        # (``row.*``: a bare alias would mean a column of that name, if the table has one)
-        def rid(alias: str) -> str:
-            column = table.row_id_column
-            return f"to_jsonb({alias}.*) ->> {_literal(column)}" if column else "NULL"
+        # The row-id column is named directly, and the row becomes `json` (not jsonb, which rejects some
+        # values json holds). Should anything still fail (the column renamed or dropped, say), the statement's
+        # rows are recorded without row id and data: the application's write never fails because of capture.
+        def row_id(alias: str) -> str:
+            return f"{alias}.{quote_ident(self._conn, table.row_id_column)}::text" if table.row_id_column else "NULL"
 
-        data = "to_jsonb(webhook_manager_new.*)" if self.spec.data == "row" else "NULL"
-        new_id, old_id = rid("webhook_manager_new"), rid("webhook_manager_old")
-        new_rows, old_rows = "new_rows webhook_manager_new", "old_rows webhook_manager_old"
+        data = "row_to_json(webhook_manager_new.*)" if self.spec.data == "row" else "NULL"
         into = f"INSERT INTO {q}.outbox (table_name, action, row_id, data)"
         name = _literal(table.name)
+
+        def insert(action: str, rows: str, alias: str, rid: str, row: str) -> str:
+            return (
+                f" BEGIN {into} SELECT {name}, '{action}', {rid}, {row} FROM {rows} {alias};"
+                f" EXCEPTION WHEN OTHERS THEN {into} SELECT {name}, '{action}', NULL, NULL FROM {rows} {alias}; END;"
+            )
+
+        new, old = "webhook_manager_new", "webhook_manager_old"
         body = (
-            f" BEGIN IF TG_OP = 'INSERT' THEN {into} SELECT {name}, 'insert', {new_id}, {data} FROM {new_rows};"
-            f" ELSIF TG_OP = 'UPDATE' THEN {into} SELECT {name}, 'update', {new_id}, {data} FROM {new_rows};"
-            f" ELSIF TG_OP = 'DELETE' THEN {into} SELECT {name}, 'delete', {old_id}, NULL FROM {old_rows};"
+            f" BEGIN IF TG_OP = 'INSERT' THEN {insert('insert', 'new_rows', new, row_id(new), data)}"
+            f" ELSIF TG_OP = 'UPDATE' THEN {insert('update', 'new_rows', new, row_id(new), data)}"
+            f" ELSIF TG_OP = 'DELETE' THEN {insert('delete', 'old_rows', old, row_id(old), 'NULL')}"
             f" ELSE {into} VALUES ({name}, 'delete', NULL, NULL); END IF;"
             f" PERFORM pg_notify({_literal(self.schema)}, ''); RETURN NULL; END "
         )
@@ -163,7 +186,11 @@ class PostgresTriggerSource:
         )
         found = cur.fetchone()
         if found is None or found[1] != body:
-            cur.execute(f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn${body}$fn$")
+            # SECURITY DEFINER: the application's roles need no rights on the capture's schema.
+            cur.execute(
+                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+                f" SET search_path = pg_catalog, pg_temp AS $fn${body}$fn$"
+            )
         cur.execute(
             "SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
             " WHERE t.tgrelid = %s AND p.proname = %s AND p.pronamespace = %s::regnamespace",
@@ -188,8 +215,7 @@ class PostgresTriggerSource:
 
     def claim(self) -> str:
         with self._conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"webhook_manager_capture:{self.schema}:run",))
-            if not cur.fetchone()[0]:
+            if not self._try_run_lock(cur):
                 raise CaptureBusy(f"another process captures schema {self.schema!r} of {self.spec.describe()}")
         self._install()
         with self._conn.cursor() as cur:
@@ -243,7 +269,7 @@ class PostgresTriggerSource:
             return None
         rows.sort()
         changes: list[Change] = [
-            (table, action, rid or 0, ms, None if data is None else orjson.loads(data))
+            (table, action, rid or 0, ms, None if data is None else json_or_text(data))
             for _, table, action, rid, data, ms in rows
         ]
         return Batch(changes, str(number), ack=number)

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from webhook_manager.capture.changes import Batch, to_groups
 from webhook_manager.capture.spec import CaptureSpec
@@ -106,6 +106,7 @@ async def check_sources(specs: Iterable[CaptureSpec]) -> None:
 
 
 _END = object()
+T = TypeVar("T")
 
 
 class Pump:
@@ -180,16 +181,28 @@ class Pump:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
 
+async def _blocking(fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` on a thread; a cancel waits for it to finish first, so nothing it opens is left behind after
+    the source is closed."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
+
+
 async def capture_once(source: Source, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
     """Open ``source``, go on from its stored position, and record until cancelled or it fails."""
-    await asyncio.to_thread(source.open)
     try:
-        key = await asyncio.to_thread(source.claim)
+        await _blocking(source.open)
+        key = await _blocking(source.claim)
         position = await store.capture_position(key)
-        await asyncio.to_thread(source.resume, position)
+        await _blocking(source.resume, position)
         await Pump(source, key, store, timezone, on_recorded).run(position)
     finally:
-        await asyncio.to_thread(source.close)
+        await _blocking(source.close)
 
 
 async def run_capture(
@@ -219,7 +232,8 @@ async def run_capture(
         except Exception as exc:
             pause = ERROR_RETRY_S[min(failures, len(ERROR_RETRY_S) - 1)]
             failures += 1
-            log.warning("capture of %s failed (%s); trying again in %.0f s", spec.describe(), exc, pause)
+            problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("capture of %s failed (%s); trying again in %.0f s", spec.describe(), problem, pause)
             await asyncio.sleep(pause)
             continue
         failures = 0

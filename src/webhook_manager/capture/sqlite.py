@@ -74,7 +74,7 @@ class SqliteSource:
         self._conn = conn
         try:
             for table in self.spec.tables:
-                self._columns(table)
+                self._row_id_column(table, self._columns(table))
         except BaseException:
             self.close()
             raise
@@ -93,7 +93,12 @@ class SqliteSource:
         return f"set up capture of {', '.join(self.spec.tables)} in {self.path} for client {self.spec.client_code}"
 
     def teardown(self) -> str:
-        """Drop the triggers and the outbox; changes not yet recorded are dropped with it."""
+        """Drop the triggers and the outbox; changes not yet recorded are dropped with it. Refused while a
+        capture of the file runs (it would set them up again at once)."""
+        try:
+            self._take_lock()
+        except CaptureBusy:
+            raise CaptureError(f"a capture of {self.path} is running: stop it first") from None
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -123,6 +128,13 @@ class SqliteSource:
     def resume(self, position: str | None) -> None:
         """Continue after outbox id ``position``, clearing the rows up to it (already recorded)."""
         self._last_id = int(position) if position else 0
+        row = self._connection().execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (OUTBOX,)).fetchone()
+        if self._last_id > (row[0] if row else 0):
+            # ids are never reused, so an outbox behind the stored position was made again under the old epoch
+            raise CaptureError(
+                f"the capture outbox of {self.path} is older than what was recorded from it (restored from a"
+                " backup?): run --teardown, then --setup"
+            )
         self._clear(self._last_id)
 
     # reading
@@ -169,13 +181,35 @@ class SqliteSource:
         self._data_version = data_version
         (schema_version,) = conn.execute("PRAGMA schema_version").fetchone()
         if schema_version != self._schema_version:
-            self._install()
+            self._install(create=False)
         return True
 
     def _clear(self, up_to: int) -> None:
         self._connection().execute(f"DELETE FROM {OUTBOX} WHERE id <= ?", (up_to,))
 
     # the schema
+
+    def _key(self, epoch: str) -> str:
+        # The epoch changes with every set-up; the path tells apart copies of one file.
+        return f"sqlite:{epoch}:{self.path.resolve()}"
+
+    def _use_wal(self) -> None:
+        """Capture reads the file every few milliseconds; in WAL mode readers never block the application's
+        writers (in the default rollback-journal mode a writer without a busy timeout would fail)."""
+        conn = self._connection()
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() == "wal":
+            return
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            mode = str(exc)
+        if str(mode).lower() != "wal":
+            raise CaptureError(
+                f"{self.path} is in {mode!r} journal mode and could not be switched to WAL, which capture needs so"
+                f" that it never blocks the application: run sqlite3 {self.path} 'PRAGMA journal_mode=WAL'"
+            )
+        log.info("switched %s to WAL journal mode, so reading changes never blocks the application", self.path)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -242,26 +276,39 @@ class SqliteSource:
                 )
         return wanted
 
-    def _install(self) -> None:
-        """Create the outbox if needed and bring the triggers in line with the tables, in one transaction."""
+    def _install(self, *, create: bool = True) -> None:
+        """Create the outbox if needed (``create``) and bring the triggers in line with the tables' columns, in
+        one transaction. While capturing (``create`` false) a missing or replaced outbox stops the capture
+        rather than being made again under the old position."""
         conn = self._connection()
+        if create:
+            self._use_wal()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {OUTBOX} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL,"
-                " action TEXT NOT NULL, row_id, data TEXT, changed_at INTEGER NOT NULL)"
-            )
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute(
-                f"INSERT OR IGNORE INTO {META} (key, value) VALUES ('epoch', ?), ('client_code', ?)",
-                (secrets.token_hex(8), self.spec.client_code),
-            )
-            meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
-            if meta["client_code"] != self.spec.client_code:
-                raise CaptureError(
-                    f"{self.path} is captured for client {meta['client_code']!r}; one file belongs to one client"
-                    " (run capture sqlite --teardown for that client first)"
+            tables = ",".join(sorted(self.spec.tables))
+            if not self._has_table(META):
+                if not create:
+                    raise CaptureError(
+                        f"the capture outbox of {self.path} was removed while capturing: run --setup again"
+                    )
+                conn.execute(
+                    f"CREATE TABLE {OUTBOX} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL,"
+                    " action TEXT NOT NULL, row_id, data TEXT, changed_at INTEGER NOT NULL)"
                 )
+                conn.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute(
+                    f"INSERT INTO {META} (key, value) VALUES ('epoch', ?), ('client_code', ?), ('tables', ?)",
+                    (secrets.token_hex(8), self.spec.client_code, tables),
+                )
+            meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
+            if meta["client_code"] != self.spec.client_code or meta["tables"] != tables:
+                raise CaptureError(
+                    f"{self.path} captures {meta['tables'].replace(',', ', ')} for client {meta['client_code']},"
+                    f" not {', '.join(sorted(self.spec.tables))} for client {self.spec.client_code}: one file has"
+                    " one capture; run --teardown, then --setup with these tables"
+                )
+            if self.key and self.key != self._key(meta["epoch"]):
+                raise CaptureError(f"the capture of {self.path} was set up again while capturing: start it again")
             wanted = self.triggers()
             present = dict(
                 conn.execute(
@@ -280,7 +327,7 @@ class SqliteSource:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self.key = f"sqlite:{meta['epoch']}"
+        self.key = self._key(meta["epoch"])
         (self._schema_version,) = conn.execute("PRAGMA schema_version").fetchone()
 
 
