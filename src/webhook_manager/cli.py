@@ -290,28 +290,22 @@ def _capture_spec(**fields: Any) -> Any:
 
 
 def _capture(spec: Any, config: Path | None, *, setup: bool, teardown: bool) -> None:
-    from webhook_manager.capture.runner import check_source, open_source, run_capture
+    from webhook_manager.capture.runner import check_source, run_capture, set_up_source
 
     if setup and teardown:
         fail("--setup and --teardown: give one of them")
     settings = load_settings(config)
     _setup_logging(settings)
-    source = open_source(spec)
     if setup or teardown:
 
-        def once() -> str:
-            try:
-                source.open()
-                try:
-                    return source.setup() if setup else source.teardown()
-                finally:
-                    source.close()
-            except WebhookManagerError:
-                raise
-            except Exception as exc:  # a driver's error, said in one line
-                raise CaptureError(f"{spec.describe()}: {str(exc).strip().splitlines()[0]}") from exc
+        async def once() -> str:
+            if spec.kind != "mysql":
+                return await set_up_source(spec, None, teardown=teardown)
+            # a MySQL source's set-up is its starting position, kept in the store
+            async with migrated_store(settings.database_url) as store:
+                return await set_up_source(spec, store, teardown=teardown)
 
-        typer.echo(_run(asyncio.to_thread(once)))
+        typer.echo(_run(once()))
         return
 
     async def go() -> None:
@@ -389,6 +383,24 @@ def capture_postgres(
         row_id_column=row_id_column,
         mode=mode,
         slot=slot,
+    )
+    _capture(spec, config, setup=setup, teardown=teardown)
+
+
+@capture_app.command("mysql")
+def capture_mysql(
+    dsn: Annotated[str, typer.Option("--dsn", help="The application's database: mysql://user:password@host:3306/db.")],
+    client_code: ClientCodeOption,
+    tables: TablesOption,
+    data: DataOption = "none",
+    row_id_column: RowIdOption = None,
+    setup: SetupOption = False,
+    teardown: TeardownOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Capture changes from MySQL or MariaDB (the row-based binlog; --setup starts it from the binlog's end)."""
+    spec = _capture_spec(
+        kind="mysql", dsn=dsn, client_code=client_code, tables=tables, data=data, row_id_column=row_id_column
     )
     _capture(spec, config, setup=setup, teardown=teardown)
 

@@ -76,9 +76,12 @@ class Writer(threading.Thread):
 
 def test_kill_9_mid_stream_then_start_again_loses_and_doubles_nothing(workdir: Path, app: AppDb) -> None:
     spec = app.spec(("item",))
-    where = (
-        ["--dsn", app.where, "--slot", app.slot, "--mode", spec.mode] if app.is_postgres else ["--database", app.where]
-    )
+    if app.is_postgres:
+        where = ["--dsn", app.where, "--slot", app.slot, "--mode", spec.mode]
+    elif app.is_mysql:
+        where = ["--dsn", app.where]
+    else:
+        where = ["--database", app.where]
     args = [COMMAND, "capture", spec.kind, *where, "--client-code", "100", "--tables", "item"]
     assert subprocess.run([*args, "--setup"], cwd=workdir, capture_output=True, timeout=60).returncode == 0
 

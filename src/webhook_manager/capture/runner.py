@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from webhook_manager.capture.changes import Batch, to_groups
 from webhook_manager.capture.spec import CaptureSpec
-from webhook_manager.errors import CaptureBusy, CaptureConflict, CaptureError
+from webhook_manager.errors import CaptureBusy, CaptureConflict, CaptureError, WebhookManagerError
 from webhook_manager.payload import TimestampFormatter
 from webhook_manager.store import Store
 from webhook_manager.timefmt import now_ms
@@ -83,7 +83,9 @@ def open_source(spec: CaptureSpec) -> Source:
         from webhook_manager.capture.postgres_logical import PostgresLogicalSource
 
         return PostgresLogicalSource(spec)
-    raise CaptureError(f"capture of kind {spec.kind!r} is not available yet")
+    from webhook_manager.capture.mysql import MysqlSource
+
+    return MysqlSource(spec)
 
 
 def check_source(spec: CaptureSpec) -> None:
@@ -91,6 +93,43 @@ def check_source(spec: CaptureSpec) -> None:
     source = open_source(spec)
     source.open()
     source.close()
+
+
+async def set_up_source(spec: CaptureSpec, store: Store | None, *, teardown: bool = False) -> str:
+    """``--setup`` (or ``--teardown``): make (or remove) what the source needs; one line saying what was done.
+
+    A MySQL source makes nothing on the server: its set-up stores the binlog's current end in ``store`` as
+    where capture starts (so changes from then on are captured even before the first run), and its teardown
+    forgets the stored position."""
+
+    def once() -> tuple[str, str, str | None]:
+        source = open_source(spec)
+        try:
+            source.open()
+            try:
+                done = source.teardown() if teardown else source.setup()
+                if spec.kind != "mysql":
+                    return done, "", None
+                from webhook_manager.capture.mysql import MysqlSource
+
+                assert isinstance(source, MysqlSource)
+                return done, source.key, None if teardown else source.setup_position
+            finally:
+                source.close()
+        except WebhookManagerError:
+            raise
+        except Exception as exc:  # a driver's error, said in one line
+            raise CaptureError(f"{spec.describe()}: {str(exc).strip().splitlines()[0]}") from exc
+
+    done, key, start = await asyncio.to_thread(once)
+    if spec.kind == "mysql":
+        if store is None:
+            raise ValueError("a MySQL source keeps its position in the store")
+        if teardown:
+            await store.forget_capture(key)
+        elif start is not None and await store.capture_position(key) is None:
+            await store.record_captured(spec.client_code, key, None, start, [], now_ms())
+    return done
 
 
 async def check_sources(specs: Iterable[CaptureSpec]) -> None:

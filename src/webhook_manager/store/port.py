@@ -124,6 +124,10 @@ class Store(Protocol):
         """How far capture ``source`` has been recorded (its opaque position), None before its first events."""
         ...
 
+    async def forget_capture(self, source: str) -> bool:
+        """Drop capture ``source``'s position (it starts afresh); False when there was none."""
+        ...
+
     async def record_captured(
         self,
         client_code: str,

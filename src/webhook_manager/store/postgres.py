@@ -346,6 +346,11 @@ class PostgresStore:
             )
         return position
 
+    async def forget_capture(self, source: str) -> bool:
+        async with self._connection(transaction=False) as conn:
+            done = await conn.fetchval("DELETE FROM capture_positions WHERE source = $1 RETURNING true", source)
+        return bool(done)
+
     async def record_captured(
         self,
         client_code: str,

@@ -371,6 +371,11 @@ class SqliteStore:
     async def capture_position(self, source: str) -> str | None:
         return await self._read(lambda conn: pipeline.capture_position(conn, source))
 
+    async def forget_capture(self, source: str) -> bool:
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM capture_positions WHERE source = ?", (source,)).rowcount > 0
+        )
+
     async def record_captured(
         self,
         client_code: str,
