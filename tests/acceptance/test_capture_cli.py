@@ -3,16 +3,20 @@ with one line saying what to change (CONTRACT.md §10)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg2
+import pymysql
 import pytest
 
 from tests.acceptance.cli import PASSWORD, account_create, free_port, serve, wm
@@ -252,3 +256,121 @@ def test_serve_with_a_capture_section_that_cannot_work_stops_with_one_line(workd
     (workdir / "settings.toml").write_text('[[capture]]\nkind = "sqlite"\nclient_code = "1"\ntables = ["t"]\n')
     error = one_line_error(wm(workdir, "serve", "--config", "settings.toml"))
     assert error == "[[capture]] section 1: a sqlite source needs database (the application's database file)"
+
+
+@contextlib.contextmanager
+def private_mariadb(*options: str) -> Iterator[str]:
+    """A MariaDB server of this machine's version on a free port with its own data folder, started with
+    ``options``; its URL (root, no password)."""
+    install, server = shutil.which("mariadb-install-db"), Path("/usr/sbin/mariadbd")
+    if install is None or not server.exists():
+        message = "no MariaDB server binaries (mariadb-install-db, /usr/sbin/mariadbd)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    data = Path(tempfile.mkdtemp(prefix="wm-mariadb-"))
+    shutil.chown(data, "mysql")
+    port = free_port()
+    subprocess.run(
+        [install, f"--datadir={data / 'db'}", "--user=mysql", "--auth-root-authentication-method=normal",
+         "--skip-test-db"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    with (data / "log").open("w") as log:
+        process = subprocess.Popen(
+            [str(server), "--no-defaults", f"--datadir={data / 'db'}", f"--port={port}", "--bind-address=127.0.0.1",
+             f"--socket={data / 'sock'}", f"--pid-file={data / 'pid'}", "--user=mysql", "--server-id=7", *options],
+            stdout=log, stderr=log,
+        )  # fmt: skip
+    url = f"mysql://root@127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
+                break
+            except pymysql.err.OperationalError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"private MariaDB did not start: {(data / 'log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _on(url: str, *statements: str) -> None:
+    parts = urlsplit(url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def _binlogs(url: str) -> list[str]:
+    parts = urlsplit(url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user="root")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW BINARY LOGS")
+            return [str(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def mysql_capture(workdir: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return wm(workdir, "capture", "mysql", "--dsn", url, "--client-code", "1", "--tables", "product", *args)
+
+
+@pytest.mark.mysql
+def test_mysql_misconfigurations_each_say_what_to_change(workdir: Path) -> None:
+    with private_mariadb("--skip-log-bin") as server:
+        _on(server, "CREATE DATABASE app", "CREATE TABLE app.product (id integer PRIMARY KEY)")
+        assert one_line_error(mysql_capture(workdir, f"{server}/app")) == (
+            "binary logging is off on the server: start it with log_bin (e.g. log-bin = mysql-bin and a server_id"
+            " in the [mysqld] section of its configuration)"
+        )
+    with private_mariadb("--log-bin=mysql-bin", "--binlog-format=MIXED", "--binlog-row-metadata=MINIMAL") as server:
+        app = f"{server}/app"
+        _on(server, "CREATE DATABASE app", "CREATE TABLE app.product (id integer PRIMARY KEY)")
+        assert one_line_error(mysql_capture(workdir, app)) == (
+            "the server's binlog_format is MIXED; capture needs ROW: run SET GLOBAL binlog_format = 'ROW' and put"
+            " binlog_format = ROW in its configuration"
+        )
+        _on(server, "SET GLOBAL binlog_format = 'ROW'")
+        assert one_line_error(mysql_capture(workdir, app, "--setup")) == (
+            "the server's binlog_row_metadata is MINIMAL; capture needs FULL, so row events name their columns:"
+            " run SET GLOBAL binlog_row_metadata = 'FULL' and put it in its configuration"
+        )
+        _on(server, "SET GLOBAL binlog_row_metadata = 'FULL'")
+        assert "no table 'nothing' in database 'app'" in one_line_error(
+            wm(workdir, "capture", "mysql", "--dsn", app, "--client-code", "1", "--tables", "nothing")
+        )
+        _on(server, "CREATE USER plain@'%'", "GRANT SELECT ON app.* TO plain@'%'")
+        plain = app.replace("://root@", "://plain@")
+        assert one_line_error(mysql_capture(workdir, plain)) == (
+            "user plain@% lacks the replication grants capture needs: run GRANT REPLICATION SLAVE, REPLICATION"
+            " CLIENT ON *.* TO 'plain'@'%' (MariaDB: REPLICATION SLAVE, BINLOG MONITOR)"
+        )
+
+        # a stored position whose binlog was purged: say so, and how to start again
+        done = mysql_capture(workdir, app, "--setup")
+        assert done.returncode == 0, done.stderr
+        _on(server, "INSERT INTO app.product VALUES (1)", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
+        deadline = time.monotonic() + 30
+        while _binlogs(server)[0] != "mysql-bin.000003":  # a log is kept until its checkpoint is done
+            assert time.monotonic() < deadline, _binlogs(server)
+            _on(server, "PURGE BINARY LOGS TO 'mysql-bin.000003'")
+            time.sleep(0.1)
+        purged = one_line_error(mysql_capture(workdir, app))
+        assert purged.startswith("the stored binlog position mysql-bin.000001:") and purged.endswith(
+            "is no longer on the server (its binlogs were purged), so the changes since are lost: run capture"
+            " mysql … --teardown, then --setup, to start again from now"
+        )
+        assert mysql_capture(workdir, app, "--teardown").returncode == 0
+        assert mysql_capture(workdir, app, "--setup").returncode == 0
+        assert "mysql-bin.000003" in mysql_capture(workdir, app, "--setup").stdout
