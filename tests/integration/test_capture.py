@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -426,3 +427,66 @@ async def test_logical_capture_of_a_partitioned_table(
             await in_thread(app.executemany, "INSERT INTO parted (id, v) VALUES (?, ?)", [(5, "a"), (500, "b")])
             bodies = await delivered(pipeline, receiver, 2)
         assert sorted(i["rowId"] for i in items(bodies)) == [5, 500]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param("postgres-logical", marks=pytest.mark.postgres), pytest.param("mysql", marks=pytest.mark.mysql)],
+)
+def test_a_transaction_cut_into_batches_resumes_after_what_was_taken(kind: str, tmp_path: Path) -> None:
+    """The position of a batch that ends inside a transaction says how many of its changes were taken; a new
+    source started from it gives exactly the rest."""
+    for app in app_database(kind, tmp_path):
+        app.create_product_table()
+        spec = app.spec()
+        first = open_source(spec)
+        first.open()
+        try:
+            first.setup()
+            first.claim()
+            first.resume(None)
+            app.executemany("INSERT INTO product (id, name) VALUES (?, ?)", [(i, "a") for i in range(1, 26)])
+            batch = None
+            deadline = time.monotonic() + 20
+            while batch is None or not batch.changes:
+                assert time.monotonic() < deadline
+                batch = first.read(10, 0.5)
+            assert [c[2] for c in batch.changes] == list(range(1, 11))
+            assert not batch.position.endswith(":-1")  # inside the transaction
+        finally:
+            first.close()
+        again = open_source(spec)
+        again.open()
+        try:
+            again.claim()
+            again.resume(batch.position)
+            rest: list[Any] = []
+            while not rest or not rest[-1].position.endswith(":-1"):
+                assert time.monotonic() < deadline
+                more = again.read(100, 0.5)
+                if more is not None:
+                    rest.append(more)
+        finally:
+            again.close()
+        assert [c[2] for b in rest for c in b.changes] == list(range(11, 26))
+
+
+@pytest.mark.mysql
+async def test_mysql_a_change_logged_as_a_statement_is_one_delete_with_row_id_0(
+    tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database("mysql", tmp_path):
+        await in_thread(app.create_product_table)
+        await add_configuration(store, receiver.url("/ok/delete"), table="product", action="delete")
+        await add_configuration(store, receiver.url("/ok/insert"), table="product", action="insert")
+        async with capturing(app.spec(), store, pipeline):
+            await in_thread(
+                app.execute,
+                "SET SESSION binlog_format = 'STATEMENT'",
+                "INSERT INTO product (id, name) VALUES (1, 'a'), (2, 'b')",
+            )
+            await in_thread(app.execute, "INSERT INTO product (id, name) VALUES (3, 'c')")  # a new session: ROW
+            deletes = await delivered(pipeline, receiver, 1, "/ok/delete")
+            inserts = await delivered(pipeline, receiver, 1, "/ok/insert")
+        assert [(i["rowId"], i["data"]) for i in items(deletes)] == [(0, None)]
+        assert [i["rowId"] for i in items(inserts)] == [3]

@@ -55,8 +55,15 @@ MORE_OF_A_TRANSACTION_S = 0.005
 READ_AHEAD = 20_000  # binlog events read ahead of what is handed over
 _INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
 _ACCESS_DENIED = (1045, 1142, 1227, 1044)
-_STATEMENT = re.compile(
-    r"^\s*(?:/\*.*?\*/\s*)*(truncate|insert|replace|update|delete)\b(.*)$", re.IGNORECASE | re.DOTALL
+_NAME = r"(`[^`]+`|[A-Za-z0-9_$]+)(?:\.(`[^`]+`|[A-Za-z0-9_$]+))?"
+_STATEMENT = re.compile(  # the table a TRUNCATE, or a change logged as a statement, names first
+    r"^\s*(?:/\*.*?\*/\s*)*(?:"
+    r"truncate\s+(?:table\s+)?"
+    r"|(?:insert|replace)\s+(?:(?:low_priority|delayed|high_priority|ignore)\s+)*(?:into\s+)?"
+    r"|update\s+(?:(?:low_priority|ignore)\s+)*"
+    r"|delete\s+(?:(?:low_priority|quick|ignore)\s+)*from\s+"
+    r")" + _NAME,
+    re.IGNORECASE | re.DOTALL,
 )
 _DONE = -1
 
@@ -242,7 +249,10 @@ class MysqlSource:
 
     def current_position(self) -> str:
         """The end of the binlog now: where a new capture starts."""
-        rows = self._query("SHOW MASTER STATUS")
+        try:
+            rows = self._query("SHOW MASTER STATUS")
+        except pymysql.err.ProgrammingError:  # MySQL 8.4 renamed it
+            rows = self._query("SHOW BINARY LOG STATUS")
         if not rows:
             raise CaptureError("binary logging is off on the server: start it with log_bin")
         return f"{rows[0][0]}:{rows[0][1]}:{_DONE}"
@@ -480,12 +490,8 @@ class MysqlSource:
         match = _STATEMENT.match(query)
         if match is None:
             return None
+        first, second = (part.strip("`") if part else part for part in match.groups())
         default = schema.decode() if isinstance(schema, bytes) else str(schema or "")
-        words = re.findall(r"`([^`]+)`(?:\.`([^`]+)`)?|([A-Za-z0-9_$]+)(?:\.([A-Za-z0-9_$]+))?", match.group(2))
-        for quoted, quoted_table, bare, bare_table in words:
-            first, second = (quoted, quoted_table) if quoted else (bare, bare_table)
-            key = (first, second) if second else (default or self.database, first)
-            known = self._tables.get(key)
-            if known is not None:
-                return known[0]
-        return None
+        key = (first, second) if second else (default or self.database, first)
+        known = self._tables.get(key)
+        return None if known is None else known[0]
