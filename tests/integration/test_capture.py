@@ -490,3 +490,47 @@ async def test_mysql_a_change_logged_as_a_statement_is_one_delete_with_row_id_0(
             inserts = await delivered(pipeline, receiver, 1, "/ok/insert")
         assert [(i["rowId"], i["data"]) for i in items(deletes)] == [(0, None)]
         assert [i["rowId"] for i in items(inserts)] == [3]
+
+
+@pytest.mark.mysql
+def test_mysql_savepoints_inside_a_transaction_keep_it_whole(tmp_path: Path) -> None:
+    """MariaDB starts a transaction with a GTID event and no BEGIN; a SAVEPOINT inside it must not be taken
+    for its end. Cut after two changes, the position must point at the transaction's start (with 2 taken),
+    and a source resumed there gives the rest."""
+    for app in app_database("mysql", tmp_path):
+        app.create_product_table()
+        source = open_source(app.spec())
+        source.open()
+        try:
+            source.claim()
+            source.resume(None)
+            [(file, start, *_)] = app.query("SHOW MASTER STATUS")
+            app.execute(
+                "INSERT INTO product (id, name) VALUES (1, 'a')",
+                "SAVEPOINT s1",
+                "INSERT INTO product (id, name) VALUES (2, 'b')",
+                "ROLLBACK TO SAVEPOINT s1",
+                "INSERT INTO product (id, name) VALUES (3, 'c')",
+                "INSERT INTO product (id, name) VALUES (4, 'd')",
+            )
+            deadline = time.monotonic() + 20
+            batch = None
+            while batch is None or not batch.changes:
+                assert time.monotonic() < deadline
+                batch = source.read(2, 0.5)
+        finally:
+            source.close()
+        assert [c[2] for c in batch.changes] == [1, 3]
+        assert batch.position == f"{file}:{start}:2"
+        again = open_source(app.spec())
+        again.open()
+        try:
+            again.claim()
+            again.resume(batch.position)
+            rest = None
+            while rest is None or not rest.changes:
+                assert time.monotonic() < deadline
+                rest = again.read(100, 0.5)
+        finally:
+            again.close()
+        assert [c[2] for c in rest.changes] == [4]

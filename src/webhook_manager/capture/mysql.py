@@ -422,6 +422,10 @@ class MysqlSource:
         end = event.packet.log_pos
         if isinstance(event, (GtidEvent, MariadbGtidEvent)):
             self._begin()
+            # MariaDB writes no BEGIN: its GTID event says whether a group of events follows (ended by XID or
+            # COMMIT, maybe with SAVEPOINTs inside) or a statement stands alone (flag 1, FL_STANDALONE)
+            if isinstance(event, MariadbGtidEvent) and not event.flags & 1:
+                self._saw_begin = True
             return None
         if isinstance(event, XidEvent):
             return self._commit(end, event.timestamp * 1000, changes)
