@@ -534,3 +534,39 @@ def test_mysql_savepoints_inside_a_transaction_keep_it_whole(tmp_path: Path) -> 
         finally:
             again.close()
         assert [c[2] for c in rest.changes] == [4]
+
+
+@pytest.mark.mysql
+async def test_mysql_xa_minimal_images_and_multi_table_statements(
+    tmp_path: Path, store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    for app in app_database("mysql", tmp_path):
+        await in_thread(app.create_product_table)
+        for action in ("insert", "update", "delete"):
+            await add_configuration(store, receiver.url(f"/ok/{action}"), table="product", action=action)
+        async with capturing(app.spec(), store, pipeline):
+            # a two-phase transaction (its changes are taken when it is prepared)
+            await in_thread(
+                app.execute,
+                "XA START 'wm1'",
+                "INSERT INTO product (id, name) VALUES (1, 'a'), (2, 'b')",
+                "XA END 'wm1'",
+                "XA PREPARE 'wm1'",
+                "XA COMMIT 'wm1'",
+            )
+            # an update logged with a minimal row image: the key is only in the before-image
+            await in_thread(
+                app.execute, "SET SESSION binlog_row_image = 'MINIMAL'", "UPDATE product SET name = 'z' WHERE id = 2"
+            )
+            # a multi-table DELETE logged as a statement
+            await in_thread(
+                app.execute,
+                "SET SESSION binlog_format = 'STATEMENT'",
+                "DELETE p FROM product p JOIN tag t ON t.name = p.name",
+            )
+            inserts = await delivered(pipeline, receiver, 2, "/ok/insert")
+            updates = await delivered(pipeline, receiver, 1, "/ok/update")
+            deletes = await delivered(pipeline, receiver, 1, "/ok/delete")
+        assert [i["rowId"] for i in items(inserts)] == [1, 2]
+        assert [i["rowId"] for i in items(updates)] == [2]
+        assert [i["rowId"] for i in items(deletes)] == [0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import struct
 from typing import Any
 
@@ -11,6 +13,7 @@ from pydantic import ValidationError
 
 from webhook_manager.capture import pgoutput
 from webhook_manager.capture.changes import json_or_text, row_id, to_groups
+from webhook_manager.capture.mysql import json_safe
 from webhook_manager.capture.postgres_logical import parse_position
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.payload import TimestampFormatter
@@ -149,3 +152,15 @@ def test_json_from_a_database_keeps_what_it_cannot_carry_as_text() -> None:
     assert json_or_text("NaN") == "NaN"
     deep = "[" * 5000 + "]" * 5000
     assert json_or_text(deep) == deep
+
+
+def test_mysql_values_become_json() -> None:
+    assert json_safe(datetime.timedelta(hours=838, minutes=59, seconds=59)) == "838:59:59"
+    assert json_safe(-datetime.timedelta(hours=26)) == "-26:00:00"
+    assert json_safe(datetime.timedelta(seconds=1, microseconds=500)) == "00:00:01.000500"
+    assert json_safe(decimal.Decimal("12.50")) == 12.5
+    assert json_safe(decimal.Decimal("1" + "0" * 30)) == 1e30
+    assert json_safe(datetime.datetime(2024, 1, 2, 3, 4, 5)) == "2024-01-02 03:04:05"
+    assert json_safe(b"\xff\x00") == "ff00" and json_safe(b"text") == "text"
+    assert json_safe({"b", "a"}) == ["a", "b"]
+    assert json_safe({b"k": [decimal.Decimal("1.5")]}) == {"k": [1.5]}

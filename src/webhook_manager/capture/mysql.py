@@ -19,12 +19,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import hashlib
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 import zlib
@@ -39,6 +41,7 @@ from pymysqlreplication.event import (
     MariadbGtidEvent,
     QueryEvent,
     RotateEvent,
+    XAPrepareEvent,
     XidEvent,
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
@@ -65,6 +68,7 @@ _STATEMENT = re.compile(  # the table a TRUNCATE, or a change logged as a statem
     r")" + _NAME,
     re.IGNORECASE | re.DOTALL,
 )
+_MULTI_TABLE_DELETE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*delete\b", re.IGNORECASE | re.DOTALL)
 _DONE = -1
 
 
@@ -85,7 +89,12 @@ def json_safe(value: Any) -> Any:
         return value
     if isinstance(value, decimal.Decimal):
         return json_or_text(str(value))
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time, datetime.timedelta)):
+    if isinstance(value, datetime.timedelta):  # a TIME column: [-]HHH:MM:SS[.ffffff]
+        sign, rest = ("-", -value) if value < datetime.timedelta(0) else ("", value)
+        minutes, seconds = divmod(rest.days * 86_400 + rest.seconds, 60)
+        fraction = f".{rest.microseconds:06d}" if rest.microseconds else ""
+        return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}{fraction}"
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return str(value)
     if isinstance(value, bytes):
         try:
@@ -112,6 +121,7 @@ class MysqlSource:
             "port": parts.port or 3306,
             "user": unquote(parts.username or "root"),
             "password": unquote(parts.password or ""),
+            "connect_timeout": 10,
         }
         self.database = unquote(parts.path.lstrip("/"))
         if not self.database:
@@ -145,9 +155,10 @@ class MysqlSource:
 
     def _connect(self) -> Any:
         try:
-            return pymysql.connect(
-                **self._settings, database=self.database, autocommit=True, connect_timeout=10, charset="utf8mb4"
-            )
+            conn = pymysql.connect(**self._settings, database=self.database, autocommit=True, charset="utf8mb4")
+            with conn.cursor() as cur:  # it holds the named lock: an idle server must not drop it
+                cur.execute("SET SESSION wait_timeout = 31536000")
+            return conn
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else 0
             if code in _ACCESS_DENIED or code == 1049:
@@ -191,10 +202,19 @@ class MysqlSource:
                 f"the server's binlog_row_metadata is {metadata}; capture needs FULL, so row events name their"
                 " columns: run SET GLOBAL binlog_row_metadata = 'FULL' and put it in its configuration"
             )
-        if self.spec.data == "row" and str(row_image).upper() != "FULL":
+        if self.spec.data == "row" and str(row_image).upper() not in ("FULL", "NOBLOB"):
             raise CaptureError(
                 f"the server's binlog_row_image is {row_image}; data = row needs FULL: run SET GLOBAL"
                 " binlog_row_image = 'FULL' and put it in its configuration"
+            )
+        try:
+            [(compressed,)] = self._query("SELECT @@binlog_transaction_compression")
+        except pymysql.err.OperationalError:
+            compressed = 0  # MariaDB, and MySQL before 8.0.20, do not compress
+        if int(compressed):
+            raise CaptureError(
+                "the server compresses binlog transactions, which capture cannot read: run SET GLOBAL"
+                " binlog_transaction_compression = OFF and put it in its configuration"
             )
         grants = " ".join(str(row[0]) for row in self._query("SHOW GRANTS")).upper()
         replicates = "ALL PRIVILEGES ON *.*" in grants or "REPLICATION SLAVE" in grants
@@ -214,7 +234,7 @@ class MysqlSource:
             schema, _, table = name.rpartition(".")
             schema = schema or self.database
             columns = self._query(
-                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_KEY FROM information_schema.COLUMNS"
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_KEY, TABLE_SCHEMA, TABLE_NAME FROM information_schema.COLUMNS"
                 " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
                 (schema, table),
             )
@@ -227,12 +247,18 @@ class MysqlSource:
             else:
                 keys = [(c[0], str(c[1]).lower()) for c in columns if c[2] == "PRI"]
                 column = keys[0][0] if len(keys) == 1 and keys[0][1] in _INTEGER_TYPES else None
-            self._tables[(schema, table)] = (name, column)
+            # the names as the server spells them, which is how the binlog names them
+            self._tables[(str(columns[0][3]), str(columns[0][4]))] = (name, column)
 
     def close(self) -> None:
         self._stop.set()
         if self._reader is not None:
-            self._reader.join(timeout=HEARTBEAT_S * 3)
+            # wake the reader from a blocking receive (best effort: the socket is the library's)
+            sock = getattr(getattr(self._stream, "_stream_connection", None), "_sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._reader.join(timeout=HEARTBEAT_S * 6)
             self._reader = None
         if self._stream is not None:
             try:
@@ -291,7 +317,8 @@ class MysqlSource:
         self._skip = (file, offset, count) if count > 0 else None
         self._handed = position
         self._stream = BinLogStreamReader(
-            connection_settings=dict(self._settings),
+            # no heartbeat for this long means the link is dead: the library then reconnects, or fails
+            connection_settings=dict(self._settings, read_timeout=HEARTBEAT_S * 5),
             server_id=self._server_id,
             log_file=file,
             log_pos=offset,
@@ -307,10 +334,11 @@ class MysqlSource:
                 RotateEvent,
                 GtidEvent,
                 MariadbGtidEvent,
+                XAPrepareEvent,
                 HeartbeatLogEvent,
             ],
-            only_schemas=sorted({schema for schema, _ in self._tables}),
-            only_tables=sorted({table for _, table in self._tables}),
+            # No only_tables/only_schemas: the library would then skip the table maps of other tables, and
+            # after a server restart (which reuses table ids) decode their rows with a captured table's layout.
             enable_logging=False,
         )
         self._reader = threading.Thread(target=self._read_binlog, name=f"binlog-{self.key}", daemon=True)
@@ -329,8 +357,12 @@ class MysqlSource:
                 if self._stop.is_set():
                     return
         except BaseException as exc:
-            if not self._stop.is_set():
-                self._events.put(exc)
+            while not self._stop.is_set():
+                try:
+                    self._events.put(exc, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
 
     def acknowledge(self, ack: Any) -> None:
         """Nothing to release on the server: the binlog is the server's own."""
@@ -415,7 +447,10 @@ class MysqlSource:
     def _event(self, event: Any, changes: list[Change]) -> str | None:
         """Take one binlog event; return the position after it when it ends a transaction."""
         if isinstance(event, RotateEvent):
-            self._file, self._boundary = event.next_binlog, event.position
+            # A real rotation only comes between transactions; inside one, this is the library reconnecting
+            # at its own last offset, which is no place to start a transaction from.
+            if not self._in_tx:
+                self._file, self._boundary = event.next_binlog, event.position
             return None
         if isinstance(event, HeartbeatLogEvent):
             return None
@@ -427,17 +462,21 @@ class MysqlSource:
             if isinstance(event, MariadbGtidEvent) and not event.flags & 1:
                 self._saw_begin = True
             return None
-        if isinstance(event, XidEvent):
+        if isinstance(event, (XidEvent, XAPrepareEvent)):
+            # (changes of a two-phase transaction are taken when it is prepared)
             return self._commit(end, event.timestamp * 1000, changes)
         if isinstance(event, QueryEvent):
             query = event.query if isinstance(event.query, str) else event.query.decode(errors="replace")
-            if query.strip().upper() == "BEGIN":
+            word = query.strip().upper()
+            if word == "BEGIN" or word.startswith("XA START") or word.startswith("XA BEGIN"):
                 if not self._in_tx:
                     self._begin()
                 self._saw_begin = True
                 return None
-            if query.strip().upper() == "COMMIT":
+            if word in ("COMMIT", "ROLLBACK"):  # a ROLLBACK here leaves changes of tables that cannot roll back
                 return self._commit(end, event.timestamp * 1000, changes)
+            if word.startswith("XA END"):
+                return None
             if not self._in_tx:
                 self._begin()
             table = self._statement_table(query, event.schema)
@@ -463,7 +502,9 @@ class MysqlSource:
             row_data = self.spec.data == "row" and action != "delete"
             for row in event.rows:
                 values = row[key]
-                rid = values.get(column, 0) if column is not None else 0
+                rid = values.get(column) if column is not None else 0
+                if rid is None and action == "update":  # a MINIMAL row image leaves unchanged keys out
+                    rid = row["before_values"].get(column)
                 self._add(name, action, rid, json_safe(values) if row_data else None, when_ms)
         return None
 
@@ -493,6 +534,15 @@ class MysqlSource:
         """The captured table a TRUNCATE or a statement-logged change names, if any."""
         match = _STATEMENT.match(query)
         if match is None:
+            if _MULTI_TABLE_DELETE.match(query) is None:
+                return None
+            # DELETE t1, t2 FROM t1 JOIN t2 …: any captured table it names
+            default = schema.decode() if isinstance(schema, bytes) else str(schema or "")
+            for first, second in re.findall(_NAME, query):
+                first, second = first.strip("`"), second.strip("`")
+                known = self._tables.get((first, second) if second else (default or self.database, first))
+                if known is not None:
+                    return known[0]
             return None
         first, second = (part.strip("`") if part else part for part in match.groups())
         default = schema.decode() if isinstance(schema, bytes) else str(schema or "")
