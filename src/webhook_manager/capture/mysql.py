@@ -72,6 +72,10 @@ _MULTI_TABLE_DELETE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*delete\b", re.IGNORECASE
 _DONE = -1
 
 
+class ColumnsUnknown(RuntimeError):
+    """A row event whose columns the library could not name."""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -340,6 +344,7 @@ class MysqlSource:
             # No only_tables/only_schemas: the library would then skip the table maps of other tables, and
             # after a server restart (which reuses table ids) decode their rows with a captured table's layout.
             enable_logging=False,
+            use_column_name_cache=True,  # names from information_schema should a table map lack them
         )
         self._reader = threading.Thread(target=self._read_binlog, name=f"binlog-{self.key}", daemon=True)
         self._reader.start()
@@ -500,7 +505,14 @@ class MysqlSource:
             else:
                 action, key = "delete", "values"
             row_data = self.spec.data == "row" and action != "delete"
-            for row in event.rows:
+            rows = event.rows
+            if rows and any(name.startswith("UNKNOWN_COL") for name in rows[0][key]):
+                # The library could not tell the columns' names for this table map; guessing would record
+                # wrong row ids, so read again from the stored position.
+                raise ColumnsUnknown(
+                    f"the binlog gave no column names for {name} at {self._file}:{event.packet.log_pos}"
+                )
+            for row in rows:
                 values = row[key]
                 rid = values.get(column) if column is not None else 0
                 if rid is None and action == "update":  # a MINIMAL row image leaves unchanged keys out
