@@ -313,7 +313,9 @@ def _capture(spec: Any, config: Path | None, *, setup: bool, teardown: bool) -> 
             await asyncio.to_thread(check_source, spec)
         except WebhookManagerError:
             raise
-        except Exception as exc:  # a driver's error, or the database cannot be reached
+        except ConnectionError as exc:  # says which database already
+            raise CaptureError(str(exc).strip().splitlines()[0]) from exc
+        except Exception as exc:  # a driver's error
             raise CaptureError(f"{spec.describe()}: {str(exc).strip().splitlines()[0]}") from exc
         async with migrated_store(settings.database_url) as store:
             if not await store.list_configurations(spec.client_code):

@@ -156,9 +156,14 @@ def test_postgres_misconfigurations_each_say_what_to_change(workdir: Path, pg_ap
         "--client-code", "1", "--tables", "product",
     )  # fmt: skip
     error = one_line_error(unreachable)
-    assert (
-        error.startswith("postgres postgresql://nobody:***@127.0.0.1:1/app: cannot connect") and "secret" not in error
-    )
+    assert error.startswith("cannot connect to postgres postgresql://nobody:***@127.0.0.1:1/app: ")
+    assert "secret" not in error
+    unreachable = wm(
+        workdir, "capture", "mysql", "--dsn", "mysql://nobody:secret@127.0.0.1:1/app",
+        "--client-code", "1", "--tables", "product",
+    )  # fmt: skip
+    error = one_line_error(unreachable)
+    assert error.startswith("cannot connect to mysql mysql://nobody:***@127.0.0.1:1/app: ") and "secret" not in error
 
 
 @pytest.fixture(scope="module")
