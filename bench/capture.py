@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import http.client
 import json
 import multiprocessing
@@ -52,7 +51,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -83,6 +81,18 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable f
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import receiver
+from bench.common import (
+    BenchError,
+    Deadline,
+    cpu_seconds,
+    database_url_for,
+    die_with_parent,
+    free_port,
+    log,
+    out,
+    redact,
+    verdict,
+)
 from webhook_manager.ids import new_id
 from webhook_manager.model import Action, Configuration
 from webhook_manager.store import migrated_store
@@ -113,25 +123,6 @@ MYSQL_SERVER_NAMES = (b"mariadbd", b"mysqld")  # the local server process, for i
 
 def target_changes_per_s(source: str) -> float:
     return TARGET_CHANGES_PER_S_OF.get(source, TARGET_CHANGES_PER_S)
-
-
-class BenchError(Exception):
-    """The bench cannot go on with a source; the message is one line saying why."""
-
-
-STARTED = time.monotonic()
-
-
-def log(message: str) -> None:
-    print(f"# [{time.monotonic() - STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-def out(message: str) -> None:
-    print(message, flush=True)
-
-
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
 # --------------------------------------------------------------------------------------------------- settings
@@ -226,59 +217,7 @@ def is_mysql(url: str | None) -> bool:
     return url is not None and url.startswith(("mysql://", "mariadb://"))
 
 
-def redact(url: str) -> str:
-    """A URL without its password, for the output."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
-
-
-def database_url_for(url: str, name: str) -> str:
-    """``url`` with its database replaced by ``name`` (same server, user, password and options)."""
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{name}"))
-
-
-class Deadline:
-    """The global time limit; every loop asks it before going on."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, doing: str) -> None:
-        if self.remaining() <= 0:
-            raise BenchError(f"the global deadline (--timeout {self.seconds:g} s) passed while {doing}")
-
-
 # ------------------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """In a child before exec: get SIGTERM when the bench dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (any user's: /proc/<pid>/stat is world-readable)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def cpu_sum(pids: list[int]) -> float | None:
@@ -305,7 +244,7 @@ class Child:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     @property

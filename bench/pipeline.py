@@ -37,20 +37,17 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import ctypes
 import hashlib
 import hmac
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -67,6 +64,18 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable f
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import receiver
+from bench.common import (
+    BenchError,
+    Deadline,
+    cpu_seconds,
+    database_url_for,
+    die_with_parent,
+    free_port,
+    log,
+    out,
+    redact,
+    verdict,
+)
 
 HOST = "127.0.0.1"
 CLIENT_CODE = "100"
@@ -89,25 +98,6 @@ SQLITE_TARGETS: dict[str, float] = {
 POSTGRES_TARGETS: dict[str, float] = {**SQLITE_TARGETS, "a_events_per_s": 60_000, "b_webhooks_per_s": 3_000}
 TARGET_WORKERS = 3  # the worker count the PostgreSQL targets are stated for
 WORKER_READY = "webhook-manager worker running"  # logged (level info) by `webhook-manager worker` once it runs
-
-
-class BenchError(Exception):
-    """The bench cannot go on; the message is one line saying why."""
-
-
-STARTED = time.monotonic()
-
-
-def log(message: str) -> None:
-    print(f"# [{time.monotonic() - STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-def out(message: str) -> None:
-    print(message, flush=True)
-
-
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
 # --------------------------------------------------------------------------------------------------- settings
@@ -244,45 +234,7 @@ def layout_of(options: Options) -> str:
     return f"1 api + {options.workers} worker{'s' if options.workers != 1 else ''} on {store}"
 
 
-def redact(url: str) -> str:
-    """A store URL without its password, for the log."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-
-
-class Deadline:
-    """The global time limit; every loop asks it before going on."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, doing: str) -> None:
-        if self.remaining() <= 0:
-            raise BenchError(f"the global deadline (--timeout {self.seconds:g} s) passed while {doing}")
-
-
 # ------------------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """In the service's process before exec: get SIGTERM when the bench dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def read_status_kb(pid: int, key: bytes) -> int | None:
@@ -295,16 +247,6 @@ def read_status_kb(pid: int, key: bytes) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def busy(before: float | None, after: float | None, elapsed: float) -> float | None:
@@ -405,7 +347,7 @@ class ServiceProcess:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     @property
@@ -587,11 +529,6 @@ class Service:
 
 
 # ------------------------------------------------------------------------------------------------- databases
-
-
-def database_url_for(url: str, name: str) -> str:
-    """``url`` with its database replaced by ``name`` (same server, user, password and options)."""
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{name}"))
 
 
 async def admin_execute(admin_url: str, statement: str, timeout: float = 60.0) -> None:
