@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.databases import postgres_database
+from tests.receiver import Receiver
 from webhook_manager.store import Store, open_store
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -29,6 +30,15 @@ def blank_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         yield f"sqlite:///{tmp_path / 'store' / 'wm.db'}"
     else:
         yield from postgres_database(migrated=False)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver on this test's event loop."""
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture

@@ -39,14 +39,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def pipeline(tmp_path: Path, store: Store) -> AsyncIterator[Pipeline]:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'store' / 'wm.db'}", allow_private_endpoints=True, batch_linger_ms=0

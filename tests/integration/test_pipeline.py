@@ -23,14 +23,6 @@ from webhook_manager.store import Store
 from webhook_manager.timefmt import now_ms
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
 def make_settings(tmp_path: Path, **changes: Any) -> Settings:
     base: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'wm.db'}",
