@@ -256,8 +256,11 @@ def test_serve_with_a_capture_section_that_cannot_work_stops_with_one_line(workd
     (workdir / "settings.toml").write_text(
         f'[[capture]]\nkind = "sqlite"\ndatabase = "{sqlite_app.where}"\nclient_code = "1"\ntables = ["nothing"]\n'
     )
-    error = one_line_error(wm(workdir, "serve", "--config", "settings.toml"))
-    assert error == f"capture of sqlite {sqlite_app.where}: no table 'nothing' in {sqlite_app.where} (tables: nothing)"
+    for command in ("serve", "worker"):  # both run the sections, so both check them before they start
+        error = one_line_error(wm(workdir, command, "--config", "settings.toml"))
+        assert error == (
+            f"capture of sqlite {sqlite_app.where}: no table 'nothing' in {sqlite_app.where} (tables: nothing)"
+        )
     (workdir / "settings.toml").write_text('[[capture]]\nkind = "sqlite"\nclient_code = "1"\ntables = ["t"]\n')
     error = one_line_error(wm(workdir, "serve", "--config", "settings.toml"))
     assert error == "[[capture]] section 1: a sqlite source needs database (the application's database file)"
