@@ -93,10 +93,10 @@ from bench.common import (
     redact,
     verdict,
 )
-from webhook_manager.ids import new_id
-from webhook_manager.model import Action, Configuration
+from webhook_manager.domain.ids import new_id
+from webhook_manager.domain.model import Action, Configuration
 from webhook_manager.store import migrated_store
-from webhook_manager.timefmt import now_ms
+from webhook_manager.domain.timefmt import now_ms
 
 HOST = "127.0.0.1"
 CLIENT_CODE = "100"

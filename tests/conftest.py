@@ -16,16 +16,16 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+import uvloop
 from argon2 import PasswordHasher
 
 from webhook_manager import accounts
-from webhook_manager.api import create_app
+from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
+from webhook_manager.domain.timefmt import now_ms
+from webhook_manager.service import running
 from webhook_manager.settings import Settings
 from webhook_manager.store import migrated_store
-from webhook_manager.timefmt import now_ms
 
-# ../shared/spec beside the checkout holds Erply's Swagger and the contract.
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -48,7 +48,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @dataclass
 class LiveServer:
-    """The app served by uvicorn in a thread, on a socket of its own."""
+    """The service's API (and, with a pipeline, its loops) served by uvicorn on a thread of its own."""
 
     settings: Settings
     url: str
@@ -62,29 +62,51 @@ class LiveServer:
         self.sock.close()
 
 
-def start_server(settings: Settings, store: Any = None, *, run_pipeline: bool = False) -> LiveServer:
-    """Serve the app on a fresh socket; with ``store``, over that store instead of opening one."""
+def start_server(
+    settings: Settings, store: Any = None, *, run_pipeline: bool = False, clock: Clock = SYSTEM_CLOCK
+) -> LiveServer:
+    """Serve the API of ``service.running`` on a fresh socket, as ``serve`` (``run_pipeline``) or ``api`` do;
+    with ``store``, over that store instead of opening one."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, store, run_pipeline=run_pipeline),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        loop="uvloop",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        try:
+            async with running(settings, pipeline=run_pipeline, store=store, clock=clock) as service:
+                config = uvicorn.Config(service.app(), log_level="warning", lifespan="off")
+                holder["server"] = server = uvicorn.Server(config)
+                ready.set()
+                await server.serve(sockets=[sock])
+        finally:
+            ready.set()
+
+    def serve() -> None:
+        try:
+            uvloop.run(main())
+        except BaseException as exc:  # handed to the test
+            holder["error"] = exc
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    ready.wait(15)
+    server = holder.get("server")
     deadline = time.monotonic() + 15
-    while not server.started:
+    while server is None or not server.started:
+        if "error" in holder:
+            raise RuntimeError("the test server did not start") from holder["error"]
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     return LiveServer(settings, f"http://127.0.0.1:{port}", server, thread, sock)
+
+
+def sqlite_file(settings: Settings) -> Path:
+    """The SQLite file of a test's store."""
+    return Path(settings.database_url.removeprefix("sqlite:///"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Test databases: a PostgreSQL template built once per run and cloned for each test (CONTRACT.md §2)."""
+"""Test databases: a PostgreSQL template built once per run and cloned for each test (README.md, Tests)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import IN_CI
-from webhook_manager.store.postgres import PostgresStore
+from webhook_manager.store import open_store
 
 POSTGRES_URL = os.environ.get("WEBHOOK_MANAGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEMPLATE = "wm_test_template"
@@ -54,7 +54,7 @@ async def _admin(*statements: str) -> None:
 
 async def _build_template() -> None:
     await _admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}")
-    store = await PostgresStore.open(database_url(TEMPLATE))
+    store = await open_store(database_url(TEMPLATE))
     try:
         await store.migrate()
     finally:

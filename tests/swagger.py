@@ -1,26 +1,28 @@
-"""Erply's Swagger (../shared/spec), made strict: every property required, no other key allowed."""
+"""Erply's Webhook Manager API v1.18.3 models (tests/compat/erply_models.json), made strict: every property
+required, no other key allowed."""
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
-import pytest
 from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 
-from tests.conftest import IN_CI, SPEC_DIR
+MODELS_FILE = Path(__file__).parent / "compat" / "erply_models.json"
+
+
+def model_definitions() -> dict[str, Any]:
+    """The models as recorded in the facts file (JSON Schema draft 4 definitions)."""
+    definitions: dict[str, Any] = json.loads(MODELS_FILE.read_text(encoding="utf-8"))["definitions"]
+    return definitions
 
 
 def strict_definitions() -> dict[str, Any]:
-    """The Swagger's definitions with all keys required and no others; fails under CI when it is missing."""
-    path = SPEC_DIR / "erply-webhook-openapi.json"
-    if not path.is_file():
-        if IN_CI:
-            pytest.fail(f"{path} is missing")
-        pytest.skip(f"{path} is missing")
+    """The models with all their keys required and no others."""
     strict = {}
-    for name, definition in json.loads(path.read_text(encoding="utf-8"))["definitions"].items():
+    for name, definition in model_definitions().items():
         strict[name] = copy.deepcopy(definition)
         strict[name]["required"] = sorted(definition.get("properties", {}))
         strict[name]["additionalProperties"] = False

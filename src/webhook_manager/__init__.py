@@ -7,7 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
+from webhook_manager.delivery.signing import erply_hmac, standard_signature, verify_hmac
 from webhook_manager.settings import Settings
-from webhook_manager.signing import erply_hmac, standard_signature, verify_hmac
 
 __all__ = ["Settings", "__version__", "erply_hmac", "standard_signature", "verify_hmac"]

@@ -1,4 +1,4 @@
-"""Accounts, passwords and session keys (CONTRACT.md §3): the rules, apart from HTTP.
+"""Accounts, passwords and session keys (docs/api.md): the rules, apart from HTTP.
 
 Passwords are kept as argon2id hashes. A session key is 48 random URL-safe characters; only its SHA-256 is
 stored, which is enough for a key with 288 bits of entropy and lets every request find its session by
@@ -19,8 +19,8 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from webhook_manager.errors import InvalidInput, Unauthorized
-from webhook_manager.model import Session, User
+from webhook_manager.domain.errors import InvalidInput, Unauthorized
+from webhook_manager.domain.model import Session, User
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -44,7 +44,7 @@ class LoginError(Exception):
         self.code = code
 
 
-# Erply's codes (CONTRACT.md §3).
+# Erply's codes (docs/api.md).
 CREDENTIALS_MISSING = 1050
 LOGIN_FAILED = 1051
 USER_BLOCKED = 1052

@@ -1,23 +1,26 @@
-"""The ``webhook-manager`` command (CONTRACT.md §8)."""
+"""The ``webhook-manager`` command (docs/commands.md): flags → settings → :mod:`webhook_manager.service`.
+
+Nothing here opens a store or starts a loop; it reads the settings, says what happens, and turns a
+:class:`~webhook_manager.domain.errors.WebhookManagerError` into one line on standard error.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-import uvicorn
 
-from webhook_manager import __version__, accounts
-from webhook_manager.errors import CaptureError, WebhookManagerError
+from webhook_manager import __version__, service
+from webhook_manager.domain.errors import WebhookManagerError
+from webhook_manager.domain.model import User
 from webhook_manager.settings import Settings, SettingsError
-from webhook_manager.store import migrated_store, open_store
-from webhook_manager.timefmt import now_ms
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="webhook-manager",
@@ -57,8 +60,13 @@ def _setup_logging(settings: Settings) -> None:
     )
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Coroutine[Any, Any, T], *, uvloop: bool = False) -> T:
+    """Run a command's coroutine (on uvloop for the long-running ones); its errors end as one line."""
     try:
+        if uvloop:
+            import uvloop as loop
+
+            return loop.run(coro)
         return asyncio.run(coro)
     except WebhookManagerError as exc:
         fail(exc.message, 1)
@@ -73,16 +81,7 @@ def version() -> None:
 @app.command()
 def migrate(config: ConfigOption = None) -> None:
     """Bring the store's schema up to date (serve does it too)."""
-    settings = load_settings(config)
-
-    async def go() -> list[int]:
-        store = await open_store(settings.database_url)
-        try:
-            return await store.migrate()
-        finally:
-            await store.close()
-
-    applied = _run(go())
+    applied = _run(service.migrate(load_settings(config)))
     typer.echo(f"applied migrations {applied}" if applied else "schema is up to date")
 
 
@@ -101,48 +100,8 @@ def account_create(
         password = sys.stdin.read().removesuffix("\n").removesuffix("\r")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-
-    async def go() -> None:
-        async with migrated_store(settings.database_url) as store:
-            await accounts.create_account(store, client_code, username, password, now_ms())
-
-    _run(go())
+    _run(service.create_account(settings, client_code, username, password))
     typer.echo(f"created user {username!r} of client {client_code!r}")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, saying where it listens once the socket is bound."""
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            base = f"http://{_url_host(self.config.host)}:{self.config.port}"
-            typer.echo(f"webhook-manager {__version__} listening on {base} (API docs: {base}/api/docs)")
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-async def _bootstrap(settings: Settings, *, bootstrap_account: bool, check_capture: bool) -> None:
-    if check_capture:
-        from webhook_manager.capture.runner import check_sources
-
-        await check_sources(settings.capture)
-    async with migrated_store(settings.database_url) as store:
-        if not bootstrap_account:
-            return
-        created = await accounts.bootstrap_account(store, now_ms())
-    if created is None:
-        return
-    user, password = created
-    base = f"http://{_url_host(settings.host)}:{settings.port}"
-    typer.echo(
-        "No user existed, so one was created; the password is shown only now:\n"
-        f"  clientCode {user.client_code}  username {user.username}  password {password}\n"
-        f"  curl -s {base}/api/ -d request=verifyUser -d clientCode={user.client_code}"
-        f" -d username={user.username} -d password={password}"
-    )
 
 
 HostOption = Annotated[str | None, typer.Option(help="Listen address (WEBHOOK_MANAGER_HOST).")]
@@ -165,34 +124,29 @@ BootstrapOption = Annotated[
 
 def _serve_http(settings: Settings, *, run_pipeline: bool, bootstrap_account: bool) -> None:
     _setup_logging(settings)
-    _run(_bootstrap(settings, bootstrap_account=bootstrap_account, check_capture=run_pipeline))
 
-    from webhook_manager.api import create_app
-
-    server = _Server(
-        uvicorn.Config(
-            create_app(settings, run_pipeline=run_pipeline),
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            access_log=settings.access_log,
-            log_level=settings.log_level,
-            server_header=False,
-            timeout_graceful_shutdown=10,
+    def bootstrapped(user: User, password: str) -> None:
+        base = service.base_url(settings.host, settings.port)
+        typer.echo(
+            "No user existed, so one was created; the password is shown only now:\n"
+            f"  clientCode {user.client_code}  username {user.username}  password {password}\n"
+            f"  curl -s {base}/api/ -d request=verifyUser -d clientCode={user.client_code}"
+            f" -d username={user.username} -d password={password}"
         )
+
+    def listening(base: str) -> None:
+        typer.echo(f"webhook-manager {__version__} listening on {base} (API docs: {base}/api/docs)")
+
+    _run(
+        service.serve(
+            settings,
+            pipeline=run_pipeline,
+            bootstrap_account=bootstrap_account,
+            on_bootstrap=bootstrapped,
+            on_listening=listening,
+        ),
+        uvloop=True,
     )
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the handler that was
-    # there before; a no-op one makes a clean stop exit with status 0, as service managers expect.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: None)
-    try:
-        server.run()
-    except SystemExit:
-        server.started = False  # uvicorn exits this way when it cannot bind; it said why above
-    if not server.started:
-        fail(f"could not listen on {settings.host}:{settings.port} (WEBHOOK_MANAGER_HOST, WEBHOOK_MANAGER_PORT)", 1)
 
 
 @app.command()
@@ -226,14 +180,7 @@ def worker(config: ConfigOption = None, allow_private_endpoints: AllowPrivateOpt
     """Run only the pipeline (batcher, dispatcher, purger); run as many as needed on PostgreSQL."""
     settings = load_settings(config, allow_private_endpoints=allow_private_endpoints or None)
     _setup_logging(settings)
-    import uvloop
-
-    from webhook_manager.pipeline import run_worker
-
-    try:
-        uvloop.run(run_worker(settings))
-    except WebhookManagerError as exc:
-        fail(exc.message, 1)
+    _run(service.work(settings), uvloop=True)
 
 
 capture_app = typer.Typer(
@@ -290,50 +237,14 @@ def _capture_spec(**fields: Any) -> Any:
 
 
 def _capture(spec: Any, config: Path | None, *, setup: bool, teardown: bool) -> None:
-    from webhook_manager.capture.runner import check_source, run_capture, set_up_source
-
     if setup and teardown:
         fail("--setup and --teardown: give one of them")
     settings = load_settings(config)
     _setup_logging(settings)
     if setup or teardown:
-
-        async def once() -> str:
-            if spec.kind != "mysql":
-                return await set_up_source(spec, None, teardown=teardown)
-            # a MySQL source's set-up is its starting position, kept in the store
-            async with migrated_store(settings.database_url) as store:
-                return await set_up_source(spec, store, teardown=teardown)
-
-        typer.echo(_run(once()))
+        typer.echo(_run(service.prepare_capture(spec, settings, teardown=teardown)))
         return
-
-    async def go() -> None:
-        try:
-            await asyncio.to_thread(check_source, spec)
-        except WebhookManagerError:
-            raise
-        except ConnectionError as exc:  # says which database already
-            raise CaptureError(str(exc).strip().splitlines()[0]) from exc
-        except Exception as exc:  # a driver's error
-            raise CaptureError(f"{spec.describe()}: {str(exc).strip().splitlines()[0]}") from exc
-        async with migrated_store(settings.database_url) as store:
-            if not await store.list_configurations(spec.client_code):
-                logging.getLogger("webhook_manager.capture").warning(
-                    "client %s has no webhook configurations: changes are dropped until one matches", spec.client_code
-                )
-            task = asyncio.create_task(run_capture(spec, store, settings.timezone))
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, task.cancel)
-            typer.echo(
-                f"capturing {', '.join(spec.tables)} from {spec.describe()} for client {spec.client_code}"
-                f" into {settings.database_url.split('@')[-1]}"
-            )
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    _run(go())
+    _run(service.capture(spec, settings, on_started=typer.echo))
 
 
 @capture_app.command("sqlite")

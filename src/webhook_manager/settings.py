@@ -1,4 +1,4 @@
-"""Every knob of the service (CONTRACT.md §9) in one class.
+"""Every knob of the service (docs/settings.md) in one class.
 
 Sources, strongest first: arguments given in code (the CLI's flags), ``WEBHOOK_MANAGER_*`` environment
 variables, then the TOML file named by ``--config``. A bad value stops start-up with one line that names the
@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.store import url_problem
 
 ENV_PREFIX = "WEBHOOK_MANAGER_"
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
@@ -75,18 +76,15 @@ class Settings(BaseSettings):
     access_log: bool = False
     # Log level of the service's own messages.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # Database change capture sources that `serve` and `worker` run ([[capture]] sections, CONTRACT.md §10).
+    # Database change capture sources that `serve` and `worker` run ([[capture]] sections, docs/capture.md).
     capture: tuple[CaptureSpec, ...] = ()
 
     @field_validator("database_url")
     @classmethod
     def _known_store(cls, value: str) -> str:
-        if value.startswith(("postgresql://", "postgres://")):
-            return value
-        if not value.startswith("sqlite:///"):
-            raise ValueError("must be a sqlite:///path/to/file.db or postgresql://user@host:5432/db URL")
-        if value in ("sqlite:///", "sqlite:///:memory:"):
-            raise ValueError("must name a file: use sqlite:///path/to/file.db")
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("capture")
@@ -138,11 +136,6 @@ class Settings(BaseSettings):
             raise SettingsError(describe_error(exc)) from None
         finally:
             _config_file.reset(token)
-
-    @property
-    def sqlite_path(self) -> Path:
-        """The SQLite file named by ``database_url``."""
-        return Path(self.database_url.removeprefix("sqlite:///"))
 
 
 def _check_toml(path: Path) -> None:

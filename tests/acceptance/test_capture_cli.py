@@ -1,5 +1,5 @@
 """``webhook-manager capture …`` as a user runs it: set-up and teardown, and every misconfiguration stops
-with one line saying what to change (CONTRACT.md §10)."""
+with one line saying what to change (docs/capture.md)."""
 
 from __future__ import annotations
 

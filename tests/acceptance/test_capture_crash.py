@@ -1,5 +1,5 @@
 """kill -9 of ``webhook-manager capture`` in the middle of a stream of transactions, then a new start: every
-change is in the store exactly once (CONTRACT.md §10: the position advances only with the events it
+change is in the store exactly once (docs/capture.md: the position advances only with the events it
 produced)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """kill -9 of ``webhook-manager serve`` with thousands of events undelivered, then a new start: every event
-is delivered, and only webhooks that were in flight are sent twice (CONTRACT.md §6)."""
+is delivered, and only webhooks that were in flight are sent twice (docs/payload.md)."""
 
 from __future__ import annotations
 

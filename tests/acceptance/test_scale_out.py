@@ -19,7 +19,7 @@ import pytest
 from tests.acceptance.cli import PASSWORD, Served, account_create, serve, start_worker
 from tests.databases import postgres_database
 from tests.receiver import ThreadedReceiver
-from webhook_manager.signing import erply_hmac
+from webhook_manager.delivery.signing import erply_hmac
 
 pytestmark = pytest.mark.postgres
 

@@ -6,12 +6,11 @@ from typing import Any
 
 import orjson
 
-from webhook_manager.events import TimestampReader, parse_event_batch
-from webhook_manager.ids import new_id
-from webhook_manager.model import Action, Configuration
-from webhook_manager.payload import TimestampFormatter
+from webhook_manager.domain.ids import new_id
+from webhook_manager.domain.model import Action, Configuration
+from webhook_manager.domain.timefmt import TimestampFormatter, now_ms
+from webhook_manager.ingest.event_input import TimestampReader, parse_event_batch
 from webhook_manager.store import Store
-from webhook_manager.timefmt import now_ms
 
 
 async def add_configuration(

@@ -1,4 +1,4 @@
-"""Database change capture (CONTRACT.md §10), end to end: real application databases (an SQLite file, a
+"""Database change capture (docs/capture.md), end to end: real application databases (an SQLite file, a
 PostgreSQL database read through a replication slot or through triggers) → the store → webhooks to a real
 receiver."""
 
@@ -17,10 +17,11 @@ import pytest
 from tests.capture_apps import KINDS, AppDb, app_database
 from tests.integration.pipeline_helpers import add_configuration
 from tests.receiver import Receiver
-from webhook_manager.capture.runner import open_source, run_capture, set_up_source
+from webhook_manager.capture.source import source_for
 from webhook_manager.capture.spec import CaptureSpec
-from webhook_manager.errors import CaptureBusy, CaptureError
-from webhook_manager.pipeline import Pipeline
+from webhook_manager.capture.supervisor import prepare_source, run_capture
+from webhook_manager.delivery.pipeline import Pipeline
+from webhook_manager.domain.errors import CaptureBusy, CaptureError
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, open_store
 
@@ -51,10 +52,10 @@ async def pipeline(tmp_path: Path, store: Store) -> AsyncIterator[Pipeline]:
 
 def set_up(spec: CaptureSpec) -> str:
     """--setup of a source that keeps nothing in the store (all but MySQL)."""
-    source = open_source(spec)
+    source = source_for(spec)
     source.open()
     try:
-        return source.setup()
+        return source.setup().message
     finally:
         source.close()
 
@@ -62,7 +63,7 @@ def set_up(spec: CaptureSpec) -> str:
 @contextlib.asynccontextmanager
 async def capturing(spec: CaptureSpec, store: Store, pipeline: Pipeline) -> AsyncIterator[asyncio.Task[None]]:
     """The capture of ``spec``, set up, running in the background while the block runs."""
-    await set_up_source(spec, store)
+    await prepare_source(spec, lambda: contextlib.nullcontext(store))
     task = asyncio.create_task(run_capture(spec, store, "UTC", pipeline.events_recorded))
     try:
         yield task
@@ -306,7 +307,7 @@ async def test_teardown_is_refused_while_a_capture_runs(app: AppDb, store: Store
     await in_thread(app.create_product_table)
     async with capturing(app.spec(), store, pipeline):
         await asyncio.sleep(0.5)
-        source = open_source(app.spec())
+        source = source_for(app.spec())
         await in_thread(source.open)
         try:
             with pytest.raises((CaptureError, CaptureBusy), match=r"stop it first|another process captures"):
@@ -384,9 +385,9 @@ async def test_logical_values_json_cannot_carry_do_not_stop_the_capture(
 async def test_logical_a_transaction_ending_a_full_batch_is_confirmed(
     tmp_path: Path, store: Store, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from webhook_manager.capture import runner
+    from webhook_manager.capture import pump
 
-    monkeypatch.setattr(runner, "BATCH_LIMIT", 10)
+    monkeypatch.setattr(pump, "BATCH_LIMIT", 10)
     for app in app_database("postgres-logical", tmp_path):
         await in_thread(app.create_product_table)
         await add_configuration(store, "https://example.com/hook", table="product", action="insert")
@@ -431,7 +432,7 @@ def test_a_transaction_cut_into_batches_resumes_after_what_was_taken(kind: str, 
     for app in app_database(kind, tmp_path):
         app.create_product_table()
         spec = app.spec()
-        first = open_source(spec)
+        first = source_for(spec)
         first.open()
         try:
             first.setup()
@@ -447,7 +448,7 @@ def test_a_transaction_cut_into_batches_resumes_after_what_was_taken(kind: str, 
             assert not batch.position.endswith(":-1")  # inside the transaction
         finally:
             first.close()
-        again = open_source(spec)
+        again = source_for(spec)
         again.open()
         try:
             again.claim()
@@ -491,7 +492,7 @@ def test_mysql_savepoints_inside_a_transaction_keep_it_whole(tmp_path: Path) -> 
     and a source resumed there gives the rest."""
     for app in app_database("mysql", tmp_path):
         app.create_product_table()
-        source = open_source(app.spec())
+        source = source_for(app.spec())
         source.open()
         try:
             source.claim()
@@ -514,7 +515,7 @@ def test_mysql_savepoints_inside_a_transaction_keep_it_whole(tmp_path: Path) -> 
             source.close()
         assert [c[2] for c in batch.changes] == [1, 3]
         assert batch.position == f"{file}:{start}:2"
-        again = open_source(app.spec())
+        again = source_for(app.spec())
         again.open()
         try:
             again.claim()

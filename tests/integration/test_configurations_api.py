@@ -1,4 +1,4 @@
-"""The configuration API over real HTTP on a real SQLite file (CONTRACT.md §3-§4, Erply's Swagger v1.18.3)."""
+"""The configuration API over real HTTP on a real SQLite file (docs/api.md, Erply's Swagger v1.18.3)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 from tests.conftest import Client, LiveServer, create_account, run, start_server, verify_user
 from tests.swagger import problems, strict_definitions
 from webhook_manager import accounts
-from webhook_manager.model import Session
+from webhook_manager.domain.model import Session
+from webhook_manager.domain.timefmt import now_ms
 from webhook_manager.settings import Settings
 from webhook_manager.store import open_store
-from webhook_manager.timefmt import now_ms
 
 URL = "/v1/webhook-configuration"
 VALID: dict[str, Any] = {"table": "product", "action": "insert", "endpoint": "https://example.com/hook", "secret": "s"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import run, start_server
-from webhook_manager.errors import StoreUnavailable
+from webhook_manager.domain.errors import StoreUnavailable
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, open_store
 

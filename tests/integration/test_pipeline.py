@@ -1,4 +1,4 @@
-"""Events → batches → signed webhooks → real receivers, with every try logged (CONTRACT.md §6).
+"""Events → batches → signed webhooks → real receivers, with every try logged (docs/payload.md).
 
 Every test runs on each store (the ``store`` fixture of tests/integration/conftest.py)."""
 
@@ -14,13 +14,13 @@ from standardwebhooks import Webhook
 
 from tests.integration.pipeline_helpers import add_configuration, record
 from tests.receiver import Receiver
-from webhook_manager.model import ConfigurationInput, WebhookStatus
-from webhook_manager.pipeline import Pipeline
-from webhook_manager.pipeline.purger import Purger
+from webhook_manager.delivery.pipeline import Pipeline
+from webhook_manager.delivery.purger import Purger
+from webhook_manager.delivery.signing import erply_hmac
+from webhook_manager.domain.model import ConfigurationInput, WebhookStatus
+from webhook_manager.domain.timefmt import now_ms
 from webhook_manager.settings import Settings
-from webhook_manager.signing import erply_hmac
 from webhook_manager.store import Store
-from webhook_manager.timefmt import now_ms
 
 
 def make_settings(tmp_path: Path, **changes: Any) -> Settings:
@@ -267,7 +267,7 @@ async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
     await record(store, range(200), table="stuck")
     await record(store, range(200), table="healthy")
     p = Pipeline(store, settings)
-    await p.start(single_process=True)
+    await p.start()
     try:
         healthy = await receiver.wait_for(200, "/status/200", timeout=4.5)  # before the first 5 s timeout
         assert len(healthy) == 200

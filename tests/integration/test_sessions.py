@@ -12,12 +12,12 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveServer, create_account, run, start_server, verify_user
+from tests.conftest import LiveServer, create_account, run, sqlite_file, start_server, verify_user
 from webhook_manager import accounts
-from webhook_manager.model import Session
+from webhook_manager.domain.model import Session
+from webhook_manager.domain.timefmt import now_ms
 from webhook_manager.settings import Settings
 from webhook_manager.store import open_store
-from webhook_manager.timefmt import now_ms
 
 PASSWORD = "correct horse battery"
 STATUS_KEYS = {
@@ -138,12 +138,12 @@ def test_expired_session_key_is_1054(http: httpx.Client, settings: Settings, ali
 
 def test_only_hashes_are_kept(http: httpx.Client, settings: Settings, alice: None) -> None:
     key = verify_user(http, "100", "alice", PASSWORD)["records"][0]["sessionKey"]
-    with sqlite3.connect(settings.sqlite_path) as db:
+    with sqlite3.connect(sqlite_file(settings)) as db:
         hashes = [bytes(h) for (h,) in db.execute("SELECT key_hash FROM sessions")]
         (password_hash,) = db.execute("SELECT password_hash FROM users").fetchone()
     assert hashes == [hashlib.sha256(key.encode()).digest()]
     assert password_hash.startswith("$argon2id$") and PASSWORD not in password_hash
-    for path in settings.sqlite_path.parent.glob("wm.db*"):
+    for path in sqlite_file(settings).parent.glob("wm.db*"):
         content = path.read_bytes()
         assert key.encode() not in content and PASSWORD.encode() not in content
 
@@ -202,7 +202,7 @@ def test_names_that_cannot_exist_fail_without_storing_anything(http: httpx.Clien
     answer = verify_user(http, "1" * 50_000, "u" * 1000, "x")
     assert_error(answer, accounts.LOGIN_FAILED)
     assert_error(verify_user(http, "100", "u" * 256, "x"), accounts.LOGIN_FAILED)
-    with sqlite3.connect(settings.sqlite_path) as db:
+    with sqlite3.connect(sqlite_file(settings)) as db:
         assert db.execute("SELECT count(*) FROM login_failures").fetchone() == (0,)
 
 
@@ -210,7 +210,7 @@ def test_an_expired_key_stays_expired_after_other_logins(http: httpx.Client, set
     test_expired_session_key_is_1054(http, settings, None)
     key = verify_user(http, "100", "alice", PASSWORD)["records"][0]["sessionKey"]
     assert key_info(http, "100", key)["status"]["errorCode"] == 0
-    with sqlite3.connect(settings.sqlite_path) as db:
+    with sqlite3.connect(sqlite_file(settings)) as db:
         assert db.execute("SELECT count(*) FROM sessions WHERE expires_at < ?", (now_ms(),)).fetchone() == (1,)
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
+import asyncpg
 import orjson
 import pytest
 
-from webhook_manager.batching import plan_batches
-from webhook_manager.errors import CaptureConflict, Conflict
-from webhook_manager.ids import new_id
-from webhook_manager.model import (
+from webhook_manager.delivery.batching import plan_batches
+from webhook_manager.domain.errors import CaptureConflict, Conflict
+from webhook_manager.domain.ids import new_id
+from webhook_manager.domain.model import (
     Action,
     Attempt,
     AttemptOutcome,
@@ -277,3 +281,85 @@ async def test_purge_deletes_only_what_is_finished_and_old(store: Store) -> None
     assert await store.purge_finished(1000, 100) == 2 + 1  # two sent webhooks and the processed bundle
     left = await store.list_webhooks("100", None, None, 10)
     assert len(left) == 1 and left[0].status == WebhookStatus.PENDING
+
+
+async def _rows(store_url: str, sql: str) -> list[tuple[object, ...]]:
+    """What the store's own database holds, read past the port (for invariants the port does not show)."""
+    if store_url.startswith("sqlite:///"):
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+            return db.execute(sql).fetchall()
+    conn = await asyncpg.connect(store_url)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+async def test_a_webhook_ended_at_claim_keeps_no_lease(store: Store, store_url: str) -> None:
+    c = configuration("100", 1)
+    await store.create_configuration(c)
+    await store.record_events("100", "product", "insert", ITEMS, 1, 2)
+    await store.form_webhooks(forming(), 3)
+    [claimed] = await store.claim_due_webhooks(10, 10, 1000, {}, 10)  # leased until 1010, its try never logged
+    disabled = ConfigurationInput(c.table, c.action, c.endpoint, c.secret, disabled=True)
+    await store.replace_configuration("100", c.id, disabled, 20)  # in flight: left to its try
+    assert await store.claim_due_webhooks(2000, 10, 1000, {}, 10) == []  # the lease ran out: ended instead
+    [ended] = await store.list_webhooks("100", None, None, 10)
+    assert (ended.id, ended.status, ended.last_failure) == (claimed.id, WebhookStatus.FAILED, "configuration disabled")
+    assert await _rows(store_url, "SELECT seq FROM webhooks WHERE due_at IS NULL AND lease_until IS NOT NULL") == []
+
+
+async def test_has_users_once_one_is_created(store: Store) -> None:
+    assert not await store.has_users()
+    await store.create_user("100", "alice", "h", 1)
+    assert await store.has_users()
+
+
+async def test_a_forgotten_capture_starts_afresh(store: Store) -> None:
+    assert not await store.forget_capture("mysql:db:100:product")
+    await store.record_captured("100", "mysql:db:100:product", None, "binlog.000001:4:-1", [], 1)
+    assert await store.forget_capture("mysql:db:100:product")
+    assert await store.capture_position("mysql:db:100:product") is None
+    assert await store.record_captured("100", "mysql:db:100:product", None, "binlog.000002:4:-1", [], 2) == 0
+    assert await store.capture_position("mysql:db:100:product") == "binlog.000002:4:-1"
+
+
+async def test_ping_answers_while_the_store_is_open(store: Store) -> None:
+    await store.ping()
+
+
+async def test_watch_wakes_on_what_other_processes_record(store: Store, store_url: str) -> None:
+    seen: list[str] = []
+    woken = asyncio.Event()
+
+    def wake(what: str) -> None:
+        seen.append(what)
+        woken.set()
+
+    async def until_woken_by(what: str, announce: Callable[[], Awaitable[object]]) -> None:
+        # The listener connects in the background: announce again until it hears one.
+        async with asyncio.timeout(10):
+            while what not in seen:
+                await announce()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        await woken.wait()
+                woken.clear()
+
+    await store.watch(wake)
+    other = await open_store(store_url)
+    try:
+        c = configuration("100", 1)
+        await other.create_configuration(c)
+        if store.single_process:
+            # One process at a time uses such a store; its loops poll, and it has nobody to hear from.
+            await other.record_events("100", "product", "insert", ITEMS, 1, 2)
+            assert seen == []
+            return
+        await until_woken_by("events", lambda: other.record_events("100", "product", "insert", ITEMS, 1, 2))
+        await other.form_webhooks(forming(), 3)
+        [w] = await other.claim_due_webhooks(10, 1, 1000, {}, 10)
+        await other.record_attempts([AttemptOutcome(w.seq, 20, 5, 500, "HTTP 500", False, None)])
+        await until_woken_by("webhooks", lambda: other.resend_webhook("100", w.id, 30))
+    finally:
+        await other.close()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from webhook_manager import accounts
-from webhook_manager.errors import InvalidInput
+from webhook_manager.domain.errors import InvalidInput
 
 
 def test_passwords_are_salted_slow_hashes() -> None:

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from webhook_manager.addresses import forbidden_reason, is_localhost_name, literal_address
+from webhook_manager.domain.addresses import forbidden_reason, is_localhost_name, literal_address
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ import contextlib
 
 import orjson
 
-from webhook_manager.batching import plan_batches
-from webhook_manager.model import PendingBundle
-from webhook_manager.retry import MAX_RETRY_AFTER_S, next_try_at, parse_retry_after
+from webhook_manager.delivery.batching import plan_batches
+from webhook_manager.delivery.retry import MAX_RETRY_AFTER_S, next_try_at, parse_retry_after
+from webhook_manager.domain.model import PendingBundle
 
 
 def bundle(seq: int, count: int, created: int = 0, processed: int = 0) -> PendingBundle:
@@ -76,7 +76,7 @@ def test_bundles_past_the_last_batch_are_never_decoded() -> None:
 async def test_a_cancel_always_ends_the_wait_even_as_the_event_fires() -> None:
     import asyncio
 
-    from webhook_manager.pipeline.wake import wait_or_timeout
+    from webhook_manager.delivery.wake import wait_or_timeout
 
     for _ in range(50):
         event = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Captured changes → events (CONTRACT.md §10), pgoutput decoding and capture settings: the pure parts."""
+"""Captured changes → events (docs/capture.md), pgoutput decoding and capture settings: the pure parts."""
 
 from __future__ import annotations
 
@@ -12,21 +12,22 @@ import pytest
 from pydantic import ValidationError
 
 from webhook_manager.capture import pgoutput
-from webhook_manager.capture.changes import json_or_text, row_id, to_groups
-from webhook_manager.capture.mysql import json_safe
+from webhook_manager.capture.binlog_transactions import json_safe
+from webhook_manager.capture.changes import Change, json_or_text, row_id, to_groups
+from webhook_manager.capture.position import TransactionPosition
 from webhook_manager.capture.postgres_logical import parse_position
 from webhook_manager.capture.spec import CaptureSpec
-from webhook_manager.payload import TimestampFormatter
+from webhook_manager.domain.timefmt import TimestampFormatter
 
 MS_2024 = 1_704_067_200_000  # 2024-01-01 00:00:00 UTC
 
 
 def test_changes_group_by_table_and_action_keeping_their_order() -> None:
-    changes: list[tuple[str, str, Any, int, Any]] = [
-        ("product", "insert", 3, MS_2024, None),
-        ("product", "update", 3, MS_2024 + 1500, {"id": 3}),
-        ("product", "insert", 1, MS_2024 + 2000, None),
-        ("invoice", "delete", "77", MS_2024, None),
+    changes = [
+        Change("product", "insert", 3, MS_2024, None),
+        Change("product", "update", 3, MS_2024 + 1500, {"id": 3}),
+        Change("product", "insert", 1, MS_2024 + 2000, None),
+        Change("invoice", "delete", "77", MS_2024, None),
     ]
     groups = to_groups(changes, TimestampFormatter("Europe/Tallinn"))
     assert [(g.table, g.action, g.count) for g in groups] == [
@@ -43,7 +44,7 @@ def test_changes_group_by_table_and_action_keeping_their_order() -> None:
 
 
 def test_a_large_batch_is_cut_into_bundles_of_10000() -> None:
-    groups = to_groups([("t", "update", i, MS_2024, None) for i in range(25_000)], TimestampFormatter("UTC"))
+    groups = to_groups([Change("t", "update", i, MS_2024, None) for i in range(25_000)], TimestampFormatter("UTC"))
     assert [g.count for g in groups] == [10_000, 10_000, 5_000]
     assert orjson.loads(groups[2].items)[-1]["rowId"] == 24_999
 
@@ -55,7 +56,9 @@ def test_a_large_batch_is_cut_into_bundles_of_10000() -> None:
 def test_row_id_is_a_whole_number_from_0_to_2_63_or_0(given: Any, expected: int) -> None:
     assert row_id(given) == expected
     assert (
-        orjson.loads(to_groups([("t", "insert", given, MS_2024, None)], TimestampFormatter("UTC"))[0].items)[0]["rowId"]
+        orjson.loads(to_groups([Change("t", "insert", given, MS_2024, None)], TimestampFormatter("UTC"))[0].items)[0][
+            "rowId"
+        ]
         == expected
     )
 
@@ -65,7 +68,7 @@ def test_data_too_deep_for_a_webhook_keeps_the_event_without_it() -> None:
     for _ in range(300):
         deep = [deep]
     groups = to_groups(
-        [("t", "insert", 1, MS_2024, {"doc": deep}), ("t", "insert", 2, MS_2024, {"ok": True})],
+        [Change("t", "insert", 1, MS_2024, {"doc": deep}), Change("t", "insert", 2, MS_2024, {"ok": True})],
         TimestampFormatter("UTC"),
     )
     assert [(i["rowId"], i["data"]) for i in orjson.loads(groups[0].items)] == [(1, None), (2, {"ok": True})]
@@ -120,9 +123,9 @@ def test_pgoutput_messages_decode() -> None:
 
 
 def test_positions_of_a_replication_slot() -> None:
-    assert parse_position(None) == (0, -1)
-    assert parse_position("31054976:-1") == (31054976, -1)
-    assert parse_position("31054976:250") == (31054976, 250)
+    assert parse_position(None) == TransactionPosition("0", -1)
+    assert parse_position("31054976:-1") == TransactionPosition("31054976", -1)
+    assert parse_position("31054976:250") == TransactionPosition("31054976", 250)
 
 
 def test_capture_settings_are_checked() -> None:

@@ -5,9 +5,9 @@ from typing import Any
 import orjson
 import pytest
 
-from webhook_manager.errors import InvalidInput
-from webhook_manager.events import EventBatch, TimestampReader, items_json, parse_event_batch
-from webhook_manager.payload import TimestampFormatter
+from webhook_manager.domain.errors import InvalidInput
+from webhook_manager.domain.timefmt import TimestampFormatter
+from webhook_manager.ingest.event_input import EventBatch, TimestampReader, items_json, parse_event_batch
 
 NOW_MS = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from webhook_manager.ids import is_id, new_id, new_ids
-from webhook_manager.timefmt import rfc3339_ms
+from webhook_manager.domain.ids import is_id, new_id, new_ids
+from webhook_manager.domain.timefmt import rfc3339_ms
 
 
 def test_ids_are_24_lowercase_hex_and_unique() -> None:

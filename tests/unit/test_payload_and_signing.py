@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 from standardwebhooks import Webhook
 
-from webhook_manager.payload import TimestampFormatter, webhook_body
-from webhook_manager.signing import erply_hmac, standard_headers, standard_signature, verify_hmac
+from webhook_manager.delivery.payload import webhook_body
+from webhook_manager.delivery.signing import erply_hmac, standard_headers, standard_signature, verify_hmac
+from webhook_manager.domain.timefmt import TimestampFormatter
 
 ITEMS = [
     {"rowId": 1, "timestamp": "2020-01-01 00:00:00", "data": None},

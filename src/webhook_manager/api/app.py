@@ -1,10 +1,12 @@
-"""The FastAPI application: routers, the one error mapping, and the store's lifespan."""
+"""The FastAPI application over an open store: routers, and the one error mapping.
+
+The app opens nothing itself: the composition root (:mod:`webhook_manager.service`) hands it the store, the
+pipeline's notifier and the clock, which handlers reach through :mod:`.deps`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,11 +14,13 @@ from starlette.exceptions import HTTPException
 
 from webhook_manager import __version__
 from webhook_manager.api import configurations, erply, events, health, webhooks
+from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.api.responses import JSONResponse, error_response
-from webhook_manager.errors import WebhookManagerError
-from webhook_manager.pipeline import Pipeline
+from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
+from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
+from webhook_manager.domain.errors import WebhookManagerError
 from webhook_manager.settings import Settings
-from webhook_manager.store import Store, open_store
+from webhook_manager.store import Store
 
 log = logging.getLogger("webhook_manager.api")
 
@@ -26,46 +30,20 @@ call `/v1/*` with the headers `clientCode` and `sessionKey`.
 """
 
 
-def create_app(settings: Settings, store: Store | None = None, *, run_pipeline: bool = False) -> FastAPI:
-    """The API over ``store``, or over the store named by ``settings`` (opened and migrated on start).
-
-    With ``run_pipeline`` the batcher, dispatcher and purger run in the same process (``serve``).
-    """
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        opened = store
-        if opened is None:
-            opened = await open_store(settings.database_url)
-        try:
-            if store is None:
-                await opened.migrate()
-            app.state.store = opened
-            if not run_pipeline:
-                yield
-                return
-            pipeline = Pipeline(opened, settings)
-            await pipeline.start(single_process=settings.database_url.startswith("sqlite:"))
-            app.state.pipeline = pipeline
-            try:
-                yield
-            finally:
-                await pipeline.stop()
-        finally:
-            if store is None:
-                await opened.close()
-
-    app = FastAPI(
+def create_app(
+    settings: Settings, store: Store, *, notifier: Notifier = NO_PIPELINE, clock: Clock = SYSTEM_CLOCK
+) -> ServiceApp:
+    """The API over ``store`` (open and migrated); ``notifier`` wakes the pipeline of this process, if any."""
+    app = ServiceApp(
         title="webhook-manager",
         version=__version__,
         description=DESCRIPTION,
         docs_url="/api/docs",
         openapi_url="/api/docs/openapi.json",
         redoc_url=None,
-        lifespan=lifespan,
         default_response_class=JSONResponse,
     )
-    app.state.settings = settings
+    app.context = ApiContext(settings, store, notifier, clock)
     app.include_router(erply.router)
     app.include_router(configurations.router)
     app.include_router(events.router)

@@ -1,4 +1,4 @@
-"""``/v1/webhook-configuration``: Erply's configuration API (CONTRACT.md §4)."""
+"""``/v1/webhook-configuration``: Erply's configuration API (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from webhook_manager.api import schemas
-from webhook_manager.api.deps import SessionDep, SettingsDep, StoreDep
+from webhook_manager.api.deps import ClockDep, SessionDep, SettingsDep, StoreDep
 from webhook_manager.api.responses import JSONResponse, read_json
-from webhook_manager.errors import InvalidInput, NotFound
-from webhook_manager.ids import is_id, new_id
-from webhook_manager.model import Configuration
-from webhook_manager.timefmt import now_ms, rfc3339_ms
-from webhook_manager.validation import parse_configuration_input
+from webhook_manager.domain.errors import InvalidInput, NotFound
+from webhook_manager.domain.ids import is_id, new_id
+from webhook_manager.domain.model import Configuration
+from webhook_manager.domain.timefmt import rfc3339_ms
+from webhook_manager.ingest.configuration_input import parse_configuration_input
 
 router = APIRouter(prefix="/v1/webhook-configuration", tags=["webhook-configuration"])
 
@@ -67,13 +67,13 @@ async def list_configurations(session: SessionDep, store: StoreDep) -> JSONRespo
     openapi_extra=_BODY_DOC,
 )
 async def add_configuration(
-    request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep
+    request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> JSONResponse:
     """Add a configuration; action is one of insert, update, delete or confirm."""
     given = parse_configuration_input(
         await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
     )
-    now = now_ms()
+    now = clock.now_ms()
     configuration = Configuration(
         id=new_id(now / 1000),
         client_code=session.client_code,
@@ -111,14 +111,14 @@ async def get_configuration(id: str, session: SessionDep, store: StoreDep) -> JS
     openapi_extra=_BODY_DOC,
 )
 async def replace_configuration(
-    id: str, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep
+    id: str, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> JSONResponse:
     """Replace every field of a configuration (a missing ``disabled`` means false)."""
     _checked_id(id)
     given = parse_configuration_input(
         await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
     )
-    configuration = await store.replace_configuration(session.client_code, id, given, now_ms())
+    configuration = await store.replace_configuration(session.client_code, id, given, clock.now_ms())
     if configuration is None:
         raise NotFound(f"no webhook configuration with id {id}")
     return JSONResponse(configuration_json(configuration))
@@ -130,8 +130,8 @@ async def replace_configuration(
     operation_id="removeWebhookConfiguration",
     responses={200: {"model": schemas.OutputOK}, **schemas.ERRORS, **schemas.NOT_FOUND},
 )
-async def remove_configuration(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
+async def remove_configuration(id: str, session: SessionDep, store: StoreDep, clock: ClockDep) -> JSONResponse:
     """Remove a configuration; it gets no new webhooks."""
-    if not await store.remove_configuration(session.client_code, _checked_id(id), now_ms()):
+    if not await store.remove_configuration(session.client_code, _checked_id(id), clock.now_ms()):
         raise NotFound(f"no webhook configuration with id {id}")
     return JSONResponse({"message": "configuration removed"})

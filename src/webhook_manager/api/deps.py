@@ -1,4 +1,4 @@
-"""What handlers are handed: the store, the settings, and the authenticated session."""
+"""What handlers are handed: the app's context (store, settings, notifier, clock) and the caller's session."""
 
 from __future__ import annotations
 
@@ -8,34 +8,55 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from webhook_manager.accounts import authenticate
-from webhook_manager.model import Session
+from webhook_manager.api.context import ApiContext, ServiceApp
+from webhook_manager.delivery.notifier import Notifier
+from webhook_manager.domain.clock import Clock
+from webhook_manager.domain.model import Session
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
-from webhook_manager.timefmt import now_ms
 
 _client_code = APIKeyHeader(name="clientCode", scheme_name="ClientCode", auto_error=False)
 _session_key = APIKeyHeader(name="sessionKey", scheme_name="SessionKey", auto_error=False)
 
 
-def get_store(request: Request) -> Store:
-    """The store opened by the app's lifespan."""
-    return cast(Store, request.app.state.store)
+def get_context(request: Request) -> ApiContext:
+    """The context the app was made with."""
+    return cast(ServiceApp, request.app).context
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was made with."""
-    return cast(Settings, request.app.state.settings)
+ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-async def require_session(
-    store: Annotated[Store, Depends(get_store)],
-    client_code: Annotated[str | None, Security(_client_code)],
-    session_key: Annotated[str | None, Security(_session_key)],
-) -> Session:
-    """The caller's session; 401 when the headers are missing, unknown, expired or mismatched."""
-    return await authenticate(store, client_code, session_key, now_ms())
+def get_store(context: ContextDep) -> Store:
+    return context.store
+
+
+def get_settings(context: ContextDep) -> Settings:
+    return context.settings
+
+
+def get_notifier(context: ContextDep) -> Notifier:
+    return context.notifier
+
+
+def get_clock(context: ContextDep) -> Clock:
+    return context.clock
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+NotifierDep = Annotated[Notifier, Depends(get_notifier)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+async def require_session(
+    store: StoreDep,
+    clock: ClockDep,
+    client_code: Annotated[str | None, Security(_client_code)],
+    session_key: Annotated[str | None, Security(_session_key)],
+) -> Session:
+    """The caller's session; 401 when the headers are missing, unknown, expired or mismatched."""
+    return await authenticate(store, client_code, session_key, clock.now_ms())
+
+
 SessionDep = Annotated[Session, Depends(require_session)]

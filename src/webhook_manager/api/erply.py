@@ -1,4 +1,4 @@
-"""``POST /api/``: Erply's verifyUser and getSessionKeyInfo, answered in Erply's shape (CONTRACT.md §3).
+"""``POST /api/``: Erply's verifyUser and getSessionKeyInfo, answered in Erply's shape (docs/api.md).
 
 Erply answers every request with HTTP 200 and puts the outcome in ``status``; clients written for Erply
 read ``status.errorCode``, so this endpoint does the same.
@@ -15,10 +15,11 @@ from starlette.exceptions import HTTPException
 
 from webhook_manager import accounts
 from webhook_manager.accounts import LoginError
-from webhook_manager.api.deps import SettingsDep, StoreDep
+from webhook_manager.api.deps import ClockDep, SettingsDep, StoreDep
 from webhook_manager.api.responses import JSONResponse, read_body
-from webhook_manager.errors import PayloadTooLarge
-from webhook_manager.timefmt import now_ms
+from webhook_manager.domain.errors import PayloadTooLarge
+from webhook_manager.settings import Settings
+from webhook_manager.store import Store
 
 router = APIRouter(tags=["session"])
 
@@ -108,7 +109,7 @@ async def _fields(request: Request) -> dict[str, str]:
 
 @router.post("/api/", summary="Erply API: verifyUser, getSessionKeyInfo", openapi_extra=_FORM_DOC)
 @router.post("/api", include_in_schema=False)
-async def erply_api(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+async def erply_api(request: Request, store: StoreDep, settings: SettingsDep, clock: ClockDep) -> JSONResponse:
     """Log in for a session key (verifyUser) or look a key up (getSessionKeyInfo)."""
     try:
         fields = await _fields(request)
@@ -120,15 +121,17 @@ async def erply_api(request: Request, store: StoreDep, settings: SettingsDep) ->
     answer = _Answer(name)
     try:
         if name == "verifyUser":
-            return await _verify_user(answer, fields, store, settings)
+            return await _verify_user(answer, fields, store, settings, clock.now_ms())
         if name == "getSessionKeyInfo":
-            return await _session_key_info(answer, fields, store)
+            return await _session_key_info(answer, fields, store, clock.now_ms())
     except LoginError as exc:
         return answer.error(exc.code)
     return answer.error(UNKNOWN_REQUEST, "request")
 
 
-async def _verify_user(answer: _Answer, fields: dict[str, str], store: StoreDep, settings: SettingsDep) -> JSONResponse:
+async def _verify_user(
+    answer: _Answer, fields: dict[str, str], store: Store, settings: Settings, now_ms: int
+) -> JSONResponse:
     try:
         length = accounts.session_length(fields.get("sessionLength"))
     except ValueError:
@@ -140,7 +143,7 @@ async def _verify_user(answer: _Answer, fields: dict[str, str], store: StoreDep,
         username=fields.get("username", ""),
         password=fields.get("password", ""),
         length_s=length,
-        now_ms=now_ms(),
+        now_ms=now_ms,
     )
     return answer.ok(
         {
@@ -152,8 +155,8 @@ async def _verify_user(answer: _Answer, fields: dict[str, str], store: StoreDep,
     )
 
 
-async def _session_key_info(answer: _Answer, fields: dict[str, str], store: StoreDep) -> JSONResponse:
-    session = await accounts.session_info(store, fields.get("sessionKey", ""), now_ms())
+async def _session_key_info(answer: _Answer, fields: dict[str, str], store: Store, now_ms: int) -> JSONResponse:
+    session = await accounts.session_info(store, fields.get("sessionKey", ""), now_ms)
     if session.client_code != fields.get("clientCode"):
         raise LoginError(accounts.SESSION_INVALID, "session key of another client")
     return answer.ok(

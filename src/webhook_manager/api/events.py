@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from webhook_manager.api import schemas
-from webhook_manager.api.deps import SessionDep, SettingsDep, StoreDep
+from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, SettingsDep, StoreDep
 from webhook_manager.api.params import check_limit, optional_time, required
 from webhook_manager.api.responses import JSONResponse, read_json
-from webhook_manager.events import TimestampReader, items_json, parse_event_batch
-from webhook_manager.payload import TimestampFormatter
-from webhook_manager.timefmt import from_wall_clock, now_ms, rfc3339_ms
-from webhook_manager.validation import check_action, check_table
+from webhook_manager.domain.timefmt import TimestampFormatter, from_wall_clock, rfc3339_ms
+from webhook_manager.ingest.event_input import TimestampReader, items_json, parse_event_batch
+from webhook_manager.ingest.fields import check_action, check_table
 
 router = APIRouter(prefix="/v1/event", tags=["webhook"])
 
@@ -32,13 +31,20 @@ MAX_BODY = 16 * 1024 * 1024
         }
     },
 )
-async def record_events(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+async def record_events(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    notifier: NotifierDep,
+) -> JSONResponse:
     """Record 1 to 10 000 events of one table and action; answered once they are durably stored.
 
     Events that match no enabled configuration are dropped, as in Erply (``recorded`` counts the kept ones).
     """
     body = await read_json(request, MAX_BODY)
-    now = now_ms()
+    now = clock.now_ms()
     batch = parse_event_batch(
         body, reader=TimestampReader(settings.timezone), now=TimestampFormatter(settings.timezone), now_ms=now
     )
@@ -46,9 +52,7 @@ async def record_events(request: Request, session: SessionDep, store: StoreDep, 
     count = len(batch.items)
     recorded = await store.record_events(session.client_code, batch.table, batch.action.value, items, count, now)
     if recorded:
-        pipeline = getattr(request.app.state, "pipeline", None)
-        if pipeline is not None:
-            pipeline.events_recorded()
+        notifier.events_recorded()
     return JSONResponse({"received": count, "recorded": count if recorded else 0})
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from webhook_manager.api.deps import StoreDep
 from webhook_manager.api.responses import JSONResponse, error_response
-from webhook_manager.errors import StoreUnavailable
+from webhook_manager.domain.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from webhook_manager.errors import InvalidInput
-from webhook_manager.timefmt import rfc3339_ms
+from webhook_manager.domain.errors import InvalidInput
+from webhook_manager.domain.timefmt import rfc3339_ms
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

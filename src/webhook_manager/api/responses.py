@@ -8,7 +8,7 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from webhook_manager.errors import InvalidInput, PayloadTooLarge
+from webhook_manager.domain.errors import InvalidInput, PayloadTooLarge
 
 
 class JSONResponse(Response):

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from webhook_manager.api import schemas
-from webhook_manager.api.deps import SessionDep, StoreDep
+from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, StoreDep
 from webhook_manager.api.params import check_limit, optional_time
 from webhook_manager.api.responses import JSONResponse
-from webhook_manager.errors import Conflict, InvalidInput, NotFound
-from webhook_manager.ids import is_id
-from webhook_manager.model import WebhookRecord
-from webhook_manager.timefmt import now_ms, rfc3339_ms
-from webhook_manager.validation import check_action, check_table
+from webhook_manager.domain.errors import Conflict, InvalidInput, NotFound
+from webhook_manager.domain.ids import is_id
+from webhook_manager.domain.model import WebhookRecord
+from webhook_manager.domain.timefmt import rfc3339_ms
+from webhook_manager.ingest.fields import check_action, check_table
 
 router = APIRouter(prefix="/v1/webhook", tags=["webhook"])
 
@@ -91,16 +91,16 @@ async def get_webhook(id: str, session: SessionDep, store: StoreDep) -> JSONResp
     operation_id="resendWebhook",
     responses={200: {"model": schemas.OutputWebhook}, 409: {"model": schemas.OutputError}, **schemas.ERRORS},
 )
-async def resend_webhook(id: str, request: Request, session: SessionDep, store: StoreDep) -> JSONResponse:
+async def resend_webhook(
+    id: str, session: SessionDep, store: StoreDep, clock: ClockDep, notifier: NotifierDep
+) -> JSONResponse:
     """A ``failed`` webhook is tried again, same id and body; other statuses answer 409."""
-    before = await store.resend_webhook(session.client_code, _checked_id(id), now_ms())
+    before = await store.resend_webhook(session.client_code, _checked_id(id), clock.now_ms())
     if before is None:
         raise NotFound(f"no webhook with id {id}")
     if before != "failed":
         raise Conflict(f"webhook {id} is {before}; only a failed webhook can be resent")
-    pipeline = getattr(request.app.state, "pipeline", None)
-    if pipeline is not None:
-        pipeline.webhooks_due()
+    notifier.webhooks_due()
     found = await store.get_webhook(session.client_code, id)
     assert found is not None
     return JSONResponse(webhook_json(found[0]))

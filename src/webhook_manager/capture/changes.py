@@ -1,7 +1,7 @@
-"""Captured changes → the events a store records (CONTRACT.md §10). Pure.
+"""Captured changes → the events a store records (docs/capture.md). Pure.
 
 A source reads changes in commit order and hands them over in batches, each with the position after its last
-change. A batch becomes one :class:`~webhook_manager.model.CapturedGroup` per table and action (events of one
+change. A batch becomes one :class:`~webhook_manager.domain.model.CapturedGroup` per table and action (events of one
 subject keep their order), cut into bundles of at most 10 000 events like a recording call.
 """
 
@@ -11,17 +11,29 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from webhook_manager.errors import InvalidInput
-from webhook_manager.events import MAX_ITEMS, MAX_ROW_ID, items_json
-from webhook_manager.model import CapturedGroup
-from webhook_manager.payload import TimestampFormatter
+from webhook_manager.domain.errors import InvalidInput
+from webhook_manager.domain.model import CapturedGroup
+from webhook_manager.domain.timefmt import TimestampFormatter
+from webhook_manager.ingest.event_input import MAX_ITEMS, MAX_ROW_ID, items_json
 
-Change = tuple[str, str, Any, int, Any]
-"""(table, action, row id as the source gave it, commit time in ms since the epoch, data or None)."""
+
+class Change(NamedTuple):
+    """One changed row, as a source read it."""
+
+    table: str
+    action: str
+    row_id: Any
+    """The row-id column's value as the source gave it (an integer, or text holding one); :func:`row_id` makes
+    it an event's ``rowId``."""
+    committed_ms: int
+    """When the change was committed (or, where the source cannot see the commit, made), in ms since the
+    epoch."""
+    data: Any
+    """The row as JSON for ``data = "row"``, else None."""
 
 
 @dataclass(slots=True)

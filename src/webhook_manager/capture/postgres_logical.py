@@ -24,23 +24,23 @@ import psycopg2.extras
 
 from webhook_manager.capture import pgoutput
 from webhook_manager.capture.changes import Batch, Change
-from webhook_manager.capture.postgres_common import Table, connect, database_name, find_tables, quote_ident
+from webhook_manager.capture.position import DONE, TransactionPosition
+from webhook_manager.capture.postgres_tables import Table, connect, database_name, find_tables, quote_ident
+from webhook_manager.capture.source import Prepared
 from webhook_manager.capture.spec import CaptureSpec
-from webhook_manager.errors import CaptureBusy, CaptureError
+from webhook_manager.domain.errors import CaptureBusy, CaptureError
 
 log = logging.getLogger("webhook_manager.capture.postgres")
 
 HEARTBEAT_S = 5.0
 MORE_OF_A_TRANSACTION_S = 0.005
-_DONE = -1  # in a position: every change of the transaction is recorded
+ALL = 1 << 62  # changes to skip of a transaction the store has whole
 
 
-def parse_position(position: str | None) -> tuple[int, int]:
-    """``"<commit LSN>:<changes recorded>"`` (``-1``: all of them) → the two numbers; (0, -1) for none."""
-    if not position:
-        return 0, _DONE
-    lsn, _, count = position.partition(":")
-    return int(lsn), int(count)
+def parse_position(position: str | None) -> TransactionPosition:
+    """A stored position: the commit LSN of the last transaction recorded, and how many of its changes
+    (``-1``: all); ``0:-1`` before the first."""
+    return TransactionPosition.parse(position) if position else TransactionPosition("0")
 
 
 class PostgresLogicalSource:
@@ -54,7 +54,8 @@ class PostgresLogicalSource:
         self._cursor: Any = None
         self._tables: dict[int, Table] = {}
         self._relations: dict[int, tuple[pgoutput.Relation, int | None]] = {}
-        self._skip_lsn, self._skip_count = 0, _DONE
+        self._resumed = TransactionPosition("0")
+        self._resumed_lsn = 0
         # the transaction being read
         self._in_tx = False
         self._tx_lsn = 0
@@ -116,7 +117,7 @@ class PostgresLogicalSource:
                     pass
         self._repl = self._conn = self._cursor = None
 
-    def setup(self) -> str:
+    def setup(self) -> Prepared:
         """Make (or align) the publication and make the slot."""
         tables = ", ".join(t.qualified for t in self._tables.values())
         slot = quote_ident(self._conn, self.slot)
@@ -142,12 +143,12 @@ class PostgresLogicalSource:
                 cur.execute(f"CREATE PUBLICATION {slot} FOR TABLE {tables} WITH (publish_via_partition_root = true)")
             if found is None:
                 cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,))
-        return (
+        return Prepared(
             f"set up capture of {', '.join(self.spec.tables)} in {database_name(self._conn)}:"
             f" publication and replication slot {self.slot!r}"
         )
 
-    def teardown(self) -> str:
+    def teardown(self) -> Prepared:
         """Drop the slot and the publication."""
         with self._conn.cursor() as cur:
             cur.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (self.slot,))
@@ -157,7 +158,7 @@ class PostgresLogicalSource:
                     raise CaptureError(f"replication slot {self.slot!r} is in use by process {found[0]}: stop it first")
                 cur.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
             cur.execute(f"DROP PUBLICATION IF EXISTS {quote_ident(self._conn, self.slot)}")
-        return f"removed replication slot and publication {self.slot!r} from {database_name(self._conn)}"
+        return Prepared(f"removed replication slot and publication {self.slot!r} from {database_name(self._conn)}")
 
     def claim(self) -> str:
         """Check the slot and publication, and start streaming from the slot (CaptureBusy when another
@@ -208,7 +209,8 @@ class PostgresLogicalSource:
         return {row[0] for row in cur.fetchall()}
 
     def resume(self, position: str | None) -> None:
-        self._skip_lsn, self._skip_count = parse_position(position)
+        self._resumed = parse_position(position)
+        self._resumed_lsn = int(self._resumed.boundary)
 
     # reading
 
@@ -226,13 +228,14 @@ class PostgresLogicalSource:
         cursor = self._cursor
         changes: list[Change] = []
         deadline = time.monotonic() + wait_s
-        position: str | None = None
+        # the position once this batch is recorded: ``taken`` changes of the transaction committed at ``at``
+        at, taken = 0, None
         ack: int | None = None
         waited = False
         while True:
             message = cursor.read_message()
             if message is None:
-                if changes or position is not None:
+                if changes or taken is not None:
                     if self._in_tx and not waited:
                         # The server is still streaming this transaction: a moment's wait makes one batch of
                         # what would otherwise be hundreds of small ones (each a store transaction).
@@ -257,7 +260,7 @@ class PostgresLogicalSource:
                 _, end_lsn = pgoutput.commit(payload)
                 self._in_tx = False
                 if changes or self._tx_index > self._tx_skip:
-                    position, ack = f"{self._tx_lsn}:{_DONE}", end_lsn
+                    at, taken, ack = self._tx_lsn, DONE, end_lsn
                     self._emitted_end = end_lsn
                 elif self._emitted_end == self._acked_end:
                     # nothing of this transaction was ours (or it was recorded before): confirm it in passing
@@ -277,7 +280,7 @@ class PostgresLogicalSource:
                 if self._tx_index <= self._tx_skip:
                     continue
                 self._change(payload, tag, changes)
-                position = f"{self._tx_lsn}:{self._tx_index}"
+                at, taken = self._tx_lsn, self._tx_index
                 if len(changes) >= limit:
                     break
             elif tag == 0x54:  # T
@@ -287,19 +290,18 @@ class PostgresLogicalSource:
                 for relid in pgoutput.truncated(payload):
                     table = self._tables.get(relid)
                     if table is not None:
-                        changes.append((table.name, "delete", 0, self._tx_ms, None))
-                position = f"{self._tx_lsn}:{self._tx_index}"
-        if position is None:
+                        changes.append(Change(table.name, "delete", 0, self._tx_ms, None))
+                at, taken = self._tx_lsn, self._tx_index
+        if taken is None:
             return None
-        return Batch(changes, position, ack=ack if not self._in_tx else None)
+        return Batch(changes, str(TransactionPosition(str(at), taken)), ack=ack if not self._in_tx else None)
 
     def _skipped(self, lsn: int) -> int:
-        """How many changes of the transaction committed at ``lsn`` the store has already."""
-        if lsn < self._skip_lsn or (lsn == self._skip_lsn and self._skip_count == _DONE):
-            return 1 << 62
-        if lsn == self._skip_lsn:
-            return self._skip_count
-        return 0
+        """How many changes of the transaction committed at ``lsn`` the store has already: the server resends
+        from the slot's confirmed position, which may be before what was recorded."""
+        if lsn < self._resumed_lsn or (lsn == self._resumed_lsn and self._resumed.whole):
+            return ALL
+        return self._resumed.partly_taken(str(lsn))
 
     def _change(self, payload: bytes, tag: int, changes: list[Change]) -> None:
         known = self._relations.get(pgoutput.relid(payload))
@@ -316,7 +318,7 @@ class PostgresLogicalSource:
         data = None
         if self.spec.data == "row" and tag != 0x44:
             data = pgoutput.row(payload, offset, rel)
-        changes.append((self._tables[rel.relid].name, action, rid, self._tx_ms, data))
+        changes.append(Change(self._tables[rel.relid].name, action, rid, self._tx_ms, data))
 
     def _heartbeat(self) -> None:
         """While everything read is recorded and no transaction is open, confirm the server's WAL end."""

@@ -25,15 +25,12 @@ import psycopg2
 import psycopg2.errors
 
 from webhook_manager.capture.changes import Batch, Change, json_or_text
-from webhook_manager.capture.postgres_common import Table, connect, database_name, find_tables, quote_ident
+from webhook_manager.capture.postgres_tables import Table, connect, database_name, find_tables, quote_ident
+from webhook_manager.capture.source import Prepared
 from webhook_manager.capture.spec import CaptureSpec
-from webhook_manager.errors import CaptureBusy, CaptureError
+from webhook_manager.domain.errors import CaptureBusy, CaptureError, first_line
 
 log = logging.getLogger("webhook_manager.capture.postgres")
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _literal(text: str) -> str:
@@ -69,26 +66,28 @@ class PostgresTriggerSource:
                 pass
             self._conn = None
 
-    def setup(self) -> str:
+    def setup(self) -> Prepared:
         self._install()
-        return (
+        return Prepared(
             f"set up capture of {', '.join(self.spec.tables)} in {database_name(self._conn)}:"
             f" triggers and outbox in schema {self.schema!r}"
         )
 
-    def teardown(self) -> str:
+    def teardown(self) -> Prepared:
         q = self._q
         with self._conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
             if cur.fetchone() is None:
-                return f"nothing to remove: no schema {self.schema!r} in {database_name(self._conn)}"
+                return Prepared(f"nothing to remove: no schema {self.schema!r} in {database_name(self._conn)}")
             if not self._try_run_lock(cur):
                 raise CaptureError(f"a capture of schema {self.schema!r} is running: stop it first")
             cur.execute(f"SELECT count(*) FROM {q}.outbox")
             (left,) = cur.fetchone()
             cur.execute(f"DROP SCHEMA {q} CASCADE")  # the triggers go with their function
         note = f"; {left} changes not yet recorded were dropped" if left else ""
-        return f"removed the capture triggers and schema {self.schema!r} from {database_name(self._conn)}{note}"
+        return Prepared(
+            f"removed the capture triggers and schema {self.schema!r} from {database_name(self._conn)}{note}"
+        )
 
     def _install(self) -> None:
         """Create the schema, outbox, functions and triggers that are missing or differ, in one transaction.
@@ -134,7 +133,7 @@ class PostgresTriggerSource:
             self._conn.autocommit = True
             raise CaptureError(
                 f"role {self._user()!r} may not set up the capture in {database_name(self._conn)}"
-                f" ({_first_line(exc)}): run --setup as the tables' owner, with CREATE on the database"
+                f" ({first_line(exc)}): run --setup as the tables' owner, with CREATE on the database"
             ) from None
         except BaseException:
             self._conn.rollback()
@@ -268,8 +267,8 @@ class PostgresTriggerSource:
         if not rows:
             return None
         rows.sort()
-        changes: list[Change] = [
-            (table, action, rid or 0, ms, None if data is None else json_or_text(data))
+        changes = [
+            Change(table, action, rid or 0, ms, None if data is None else json_or_text(data))
             for _, table, action, rid, data, ms in rows
         ]
         return Batch(changes, str(number), ack=number)

@@ -1,4 +1,4 @@
-"""What one capture source is (CONTRACT.md §10): a ``[[capture]]`` section of the settings, or the flags of
+"""What one capture source is (docs/capture.md): a ``[[capture]]`` section of the settings, or the flags of
 ``webhook-manager capture …``. Pure."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from webhook_manager.validation import TABLE_PATTERN
+from webhook_manager.ingest.fields import TABLE_PATTERN
 
 _SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
 
@@ -74,6 +74,11 @@ class CaptureSpec(BaseModel):
         if unknown:
             raise ValueError(f"row_id_columns names {unknown[0]!r}, which is not in tables")
         return self
+
+    @property
+    def source(self) -> str:
+        """Which source reads it: ``sqlite``, ``postgres-logical``, ``postgres-trigger`` or ``mysql``."""
+        return f"postgres-{self.mode}" if self.kind == "postgres" else self.kind
 
     @property
     def slot_name(self) -> str:

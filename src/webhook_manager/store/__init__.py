@@ -1,4 +1,5 @@
-"""Storage: the port (:class:`Store`) and :func:`open_store`, which picks the adapter by URL."""
+"""Storage: the port (:class:`Store`), its one logic over SQL (:mod:`.sql_store`), and :func:`open_store`,
+which picks the adapter a URL names. Only this package knows SQL, and only it knows which store it is."""
 
 from __future__ import annotations
 
@@ -7,18 +8,41 @@ from contextlib import asynccontextmanager
 
 from webhook_manager.store.port import Store
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a store URL, or None when it names a store this package can open."""
+    if url.startswith(POSTGRES_PREFIXES):
+        return None
+    if not url.startswith(SQLITE_PREFIX):
+        return "must be a sqlite:///path/to/file.db or postgresql://user@host:5432/db URL"
+    if url in (SQLITE_PREFIX, SQLITE_PREFIX + ":memory:"):
+        return "must name a file: use sqlite:///path/to/file.db"
+    return None
+
 
 async def open_store(url: str) -> Store:
     """Open the store named by ``url`` (``sqlite:///path`` or ``postgresql://…``); the schema is not migrated."""
-    if url.startswith("sqlite:///"):
-        from webhook_manager.store.sqlite import SqliteStore
+    from webhook_manager.store.sql_store import SqlStore
 
-        return await SqliteStore.open(url.removeprefix("sqlite:///"))
-    if url.startswith(("postgresql://", "postgres://")):
-        from webhook_manager.store.postgres import PostgresStore
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(f"unsupported store URL {url!r}: {problem}")
+    if url.startswith(SQLITE_PREFIX):
+        from webhook_manager.store.sqlite import SqliteConnector
 
-        return await PostgresStore.open(url)
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://…")
+        return SqlStore(await SqliteConnector.open(url.removeprefix(SQLITE_PREFIX)))
+    try:
+        from webhook_manager.store.postgres import PostgresConnector
+    except ImportError as exc:  # pragma: no cover - the extra is installed wherever the tests run
+        from webhook_manager.domain.errors import StoreUnavailable
+
+        raise StoreUnavailable(
+            f"a PostgreSQL store needs asyncpg ({exc.name} is missing): pip install 'webhook-manager[postgres]'"
+        ) from None
+    return SqlStore(await PostgresConnector.open(url))
 
 
 @asynccontextmanager
@@ -32,4 +56,4 @@ async def migrated_store(url: str) -> AsyncIterator[Store]:
         await store.close()
 
 
-__all__ = ["Store", "migrated_store", "open_store"]
+__all__ = ["Store", "migrated_store", "open_store", "url_problem"]

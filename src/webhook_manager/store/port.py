@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from webhook_manager.model import (
+from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
     CapturedGroup,
@@ -23,6 +23,12 @@ from webhook_manager.model import (
 
 class Store(Protocol):
     """What the API and the pipeline need from storage; every call is atomic."""
+
+    @property
+    def single_process(self) -> bool:
+        """True when one process at a time uses the store, so leases found at start belong to a process that
+        died (the embedded SQLite store)."""
+        ...
 
     async def migrate(self) -> list[int]:
         """Bring the schema up to date; return the versions applied now (none when current)."""

@@ -1,0 +1,5 @@
+"""``python -m webhook_manager``: the same as the ``webhook-manager`` command."""
+
+from webhook_manager.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""What every handler may use, carried by the app: the settings, the open store, the pipeline's notifier and
+the clock. Typed, so a handler never looks anything up by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from webhook_manager.delivery.notifier import Notifier
+from webhook_manager.domain.clock import Clock
+from webhook_manager.settings import Settings
+from webhook_manager.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """The parts of the process the API works with."""
+
+    settings: Settings
+    store: Store
+    notifier: Notifier
+    clock: Clock
+
+
+class ServiceApp(FastAPI):
+    """The FastAPI app, carrying its :class:`ApiContext`."""
+
+    context: ApiContext

@@ -1,0 +1,126 @@
+"""Running one capture source: a thread reads changes, the event loop records them, exactly once.
+
+The source's connection belongs to one thread (:class:`Pump`), which reads batches, turns them into event
+groups and hands them over through a short queue (two batches: reading the next overlaps recording this one).
+The loop records a batch and moves the stored position in one transaction
+(:meth:`~webhook_manager.store.Store.record_captured`), then tells the thread, which releases what the batch
+held (clears outbox rows, confirms the LSN) before its next read. A position is therefore stored before the
+source forgets anything, and a restart goes on from the stored position: nothing is lost or recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from webhook_manager.capture.changes import Batch, to_groups
+from webhook_manager.capture.source import Source
+from webhook_manager.domain.timefmt import TimestampFormatter, now_ms
+from webhook_manager.store import Store
+
+BATCH_LIMIT = 20_000
+READ_WAIT_S = 0.2
+QUEUE_DEPTH = 2
+
+_END = object()
+T = TypeVar("T")
+
+
+class Pump:
+    """The reading thread of one source, and the loop side that records what it reads."""
+
+    def __init__(self, source: Source, key: str, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
+        self._source = source
+        self._key = key
+        self._store = store
+        self._formatter = TimestampFormatter(timezone)
+        self._on_recorded = on_recorded
+        self._stop = threading.Event()
+        self._room = threading.Semaphore(QUEUE_DEPTH)
+        self._acks: deque[Any] = deque()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+
+    async def run(self, position: str | None) -> None:
+        """Record batches from the source until cancelled or the source fails."""
+        key = self._key
+        client_code = self._source.spec.client_code
+        thread = threading.Thread(target=self._read_loop, name=f"capture-{key}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                batch: Batch = item
+                kept = await self._store.record_captured(
+                    client_code, key, position, batch.position, batch.groups, now_ms()
+                )
+                position = batch.position
+                self._acks.append(batch.ack)
+                self._room.release()
+                if kept:
+                    self._on_recorded()
+        finally:
+            self._stop.set()
+            self._room.release()
+            await asyncio.to_thread(thread.join)
+
+    def _read_loop(self) -> None:
+        source = self._source
+        try:
+            while not self._stop.is_set():
+                ack = None
+                while self._acks:  # acknowledgements are cumulative: the last one covers the others
+                    ack = self._acks.popleft() if ack is None else (self._acks.popleft() or ack)
+                if ack is not None:
+                    source.acknowledge(ack)
+                if not self._room.acquire(timeout=READ_WAIT_S):
+                    continue
+                if self._stop.is_set():
+                    break
+                batch = source.read(BATCH_LIMIT, READ_WAIT_S)
+                if batch is None:
+                    self._room.release()
+                    continue
+                batch.groups = to_groups(batch.changes, self._formatter)
+                batch.changes = []
+                self._put(batch)
+        except BaseException as exc:  # handed to the loop, which decides
+            self._put(exc)
+        else:
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` on a thread; a cancel waits for it to finish first, so nothing it opens is left behind after
+    the source is closed."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
+
+
+async def capture_once(source: Source, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
+    """Open ``source``, go on from its stored position, and record until cancelled or it fails."""
+    try:
+        await blocking(source.open)
+        key = await blocking(source.claim)
+        position = await store.capture_position(key)
+        await blocking(source.resume, position)
+        await Pump(source, key, store, timezone, on_recorded).run(position)
+    finally:
+        await blocking(source.close)

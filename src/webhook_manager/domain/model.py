@@ -1,0 +1,278 @@
+"""Domain values: frozen dataclasses and enums shared by the store, the pipeline and the API."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+class Action(enum.StrEnum):
+    """A database action a configuration listens for (``confirm`` is Erply's custom action)."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    CONFIRM = "confirm"
+
+
+class WebhookStatus(enum.StrEnum):
+    """Where a webhook is in its life: pending → (retrying →)* sent | failed."""
+
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class EventStatus(enum.StrEnum):
+    """An event is pending until it is put into a webhook."""
+
+    PENDING = "pending"
+    PROCESSED = "processed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationInput:
+    """What a client sends to create or replace a configuration (Erply's InputWebhookConfiguration)."""
+
+    table: str
+    action: Action
+    endpoint: str
+    secret: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """A webhook configuration as stored: one client, one table and action, one endpoint."""
+
+    id: str
+    client_code: str
+    table: str
+    action: Action
+    endpoint: str
+    secret: str
+    disabled: bool
+    created_at_ms: int
+    updated_at_ms: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Configuration:
+        """Build from a store row in the order of the configurations columns (id first, updated_at last)."""
+        return cls(
+            id=row[0],
+            client_code=row[1],
+            table=row[2],
+            action=Action(row[3]),
+            endpoint=row[4],
+            secret=row[5],
+            disabled=bool(row[6]),
+            created_at_ms=row[7],
+            updated_at_ms=row[8],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user of a client, who logs in with a password for session keys."""
+
+    id: int
+    client_code: str
+    username: str
+    password_hash: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        """Build from a store row: (id, client_code, username, password_hash)."""
+        return cls(id=row[0], client_code=row[1], username=row[2], password_hash=row[3])
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session key's stored facts; the key itself is never stored, only its hash."""
+
+    key_hash: bytes
+    user_id: int
+    client_code: str
+    created_at_ms: int
+    expires_at_ms: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Session:
+        """Build from a store row: (key_hash, user_id, client_code, created_at, expires_at)."""
+        return cls(
+            key_hash=bytes(row[0]),
+            user_id=row[1],
+            client_code=row[2],
+            created_at_ms=row[3],
+            expires_at_ms=row[4],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailures:
+    """Consecutive failed logins of one (client, username) pair, for the temporary block."""
+
+    count: int
+    last_failure_ms: int
+
+
+Subject = tuple[str, str, str]
+"""(client code, table, action): what events and configurations are matched on."""
+
+
+class PendingBundle:
+    """Events of one recording call not yet all in webhooks. ``items`` (their wire form) are decoded from
+    ``raw`` only when first used, so a round that stops early does not pay for the bundles it never reaches."""
+
+    __slots__ = ("_items", "created_at_ms", "event_count", "processed_count", "raw", "seq")
+
+    def __init__(self, seq: int, created_at_ms: int, processed_count: int, event_count: int, raw: bytes) -> None:
+        self.seq = seq
+        self.created_at_ms = created_at_ms
+        self.processed_count = processed_count
+        self.event_count = event_count
+        self.raw = raw
+        self._items: list[Any] | None = None
+
+    @property
+    def items(self) -> list[Any]:
+        """The events in wire form, in recording order."""
+        if self._items is None:
+            self._items = orjson.loads(self.raw)
+        return self._items
+
+    @items.setter
+    def items(self, decoded: list[Any]) -> None:
+        self._items = decoded
+
+    @property
+    def decoded(self) -> bool:
+        """True once ``items`` has been decoded (or handed over)."""
+        return self._items is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhook:
+    """A webhook formed by the batcher, body and all, ready to be stored."""
+
+    id: str
+    configuration_id: str
+    client_code: str
+    table: str
+    action: str
+    endpoint: str
+    secret: str
+    event_count: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Formed:
+    """What the batcher made of one subject's pending events.
+
+    ``advances`` are (bundle seq, new processed_count); ``wake_at_ms`` is when a held-back partial batch
+    becomes due, or None.
+    """
+
+    webhooks: list[NewWebhook]
+    advances: list[tuple[int, int]]
+    wake_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueWebhook:
+    """A webhook claimed for one try."""
+
+    seq: int
+    id: str
+    endpoint: str
+    payload: bytes
+    secret: str
+    round_tries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How one try ended, and what follows: sent, another try at ``next_due_ms``, or failed for good."""
+
+    webhook_seq: int
+    at_ms: int
+    duration_ms: int
+    http_status: int | None
+    error: str
+    sent: bool
+    next_due_ms: int | None
+
+    @property
+    def status(self) -> WebhookStatus:
+        """The webhook's status after this try."""
+        if self.sent:
+            return WebhookStatus.SENT
+        return WebhookStatus.RETRYING if self.next_due_ms is not None else WebhookStatus.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A webhook as the delivery log shows it."""
+
+    id: str
+    table: str
+    action: str
+    endpoint: str
+    event_count: int
+    status: WebhookStatus
+    tries: int
+    last_failure: str
+    created_at_ms: int
+    processed_at_ms: int | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> WebhookRecord:
+        """Build from a store row: (id, table, action, endpoint, event_count, status, tries, last_failure,
+        created_at, processed_at)."""
+        return cls(row[0], row[1], row[2], row[3], row[4], WebhookStatus(row[5]), row[6], row[7], row[8], row[9])
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of a webhook."""
+
+    at_ms: int
+    duration_ms: int
+    http_status: int | None
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One recorded event as ``GET /v1/event`` shows it."""
+
+    id: str
+    table: str
+    action: str
+    row_id: int
+    status: EventStatus
+    timestamp: str
+    created_at_ms: int
+    processed_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedGroup:
+    """Captured events of one table and action, in the order they happened: their JSON array in wire form
+    (``[{"rowId", "timestamp", "data"}, …]``) and how many there are."""
+
+    table: str
+    action: str
+    items: bytes
+    count: int
+
+
+FormWebhooks = Callable[[Subject, list[PendingBundle], list[Configuration], bool], Formed]
+"""The batcher's pure step the store runs inside its transaction: (subject, pending bundles in order, enabled
+configurations, whether every pending bundle was read) → the webhooks to store and how far each bundle got."""

@@ -1,0 +1,73 @@
+"""A configuration as a client sends it (Erply's InputWebhookConfiguration) → a checked domain value. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from webhook_manager.domain.addresses import forbidden_reason, is_localhost_name, literal_address
+from webhook_manager.domain.errors import InvalidInput
+from webhook_manager.domain.model import ConfigurationInput
+from webhook_manager.ingest.fields import check_action, check_table
+
+MAX_ENDPOINT_LENGTH = 2048
+MAX_SECRET_LENGTH = 256
+
+
+def parse_configuration_input(body: Any, *, allow_private: bool) -> ConfigurationInput:
+    """Check a decoded JSON body as Erply's InputWebhookConfiguration; raise InvalidInput naming the field."""
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    table = check_table(_required(body, "table"))
+    action = check_action(_required(body, "action"))
+    endpoint = check_endpoint(_required(body, "endpoint"), allow_private=allow_private)
+    secret = _required(body, "secret")
+    if not isinstance(secret, str):
+        raise InvalidInput("secret", "must be a string")
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise InvalidInput("secret", f"must be at most {MAX_SECRET_LENGTH} characters")
+    disabled = body.get("disabled", False)
+    if not isinstance(disabled, bool):
+        raise InvalidInput("disabled", "must be true or false")
+    return ConfigurationInput(table=table, action=action, endpoint=endpoint, secret=secret, disabled=disabled)
+
+
+def _required(body: dict[str, Any], field: str) -> Any:
+    if field not in body:
+        raise InvalidInput(field, "is required")
+    return body[field]
+
+
+def check_endpoint(value: Any, *, allow_private: bool, field: str = "endpoint") -> str:
+    """An absolute http(s) URL of at most 2048 characters, not on a literal private address."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be a string")
+    if len(value) > MAX_ENDPOINT_LENGTH:
+        raise InvalidInput(field, f"must be at most {MAX_ENDPOINT_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidInput(field, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as exc:
+        raise InvalidInput(field, f"is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput(field, "must be an absolute http:// or https:// URL")
+    host = parts.hostname
+    if not host:
+        raise InvalidInput(field, "must name a host")
+    if not allow_private:
+        address = literal_address(host)
+        if address is not None:
+            reason = forbidden_reason(address)
+            if reason is not None:
+                raise InvalidInput(
+                    field,
+                    f"{address} is {reason}; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it",
+                )
+        elif is_localhost_name(host):
+            raise InvalidInput(
+                field,
+                "localhost is a loopback address; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it",
+            )
+    return value

@@ -1,0 +1,229 @@
+"""The composition root: the one place that opens the store and builds what a process runs over it (the API,
+the pipeline, the capture supervisor), and owns start, signals and stop for every command.
+
+``cli.py`` turns flags into settings and calls one of the functions here; tests use :func:`running` to get
+the same process wiring in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from webhook_manager import accounts
+from webhook_manager.api import create_app
+from webhook_manager.api.context import ServiceApp
+from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.capture.supervisor import (
+    CaptureSupervisor,
+    check_source,
+    check_sources,
+    one_line_error,
+    prepare_source,
+    run_capture,
+)
+from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
+from webhook_manager.delivery.pipeline import Pipeline
+from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
+from webhook_manager.domain.errors import WebhookManagerError
+from webhook_manager.domain.model import User
+from webhook_manager.settings import Settings
+from webhook_manager.store import Store, migrated_store, open_store
+
+log = logging.getLogger("webhook_manager")
+
+GRACEFUL_SHUTDOWN_S = 10
+
+
+class ListenError(WebhookManagerError):
+    """The API could not listen where the settings say."""
+
+
+@dataclass
+class Service:
+    """What one process runs over its store: the API (always built, served by ``serve`` and ``api``), and, in
+    ``serve`` and ``worker``, the pipeline and the ``[[capture]]`` sources."""
+
+    settings: Settings
+    store: Store
+    pipeline: Pipeline | None
+    captures: CaptureSupervisor | None
+    clock: Clock
+
+    @property
+    def notifier(self) -> Notifier:
+        """What the API and capture tell that events were recorded or webhooks made due."""
+        return self.pipeline if self.pipeline is not None else NO_PIPELINE
+
+    def app(self) -> ServiceApp:
+        """The HTTP API of this process."""
+        return create_app(self.settings, self.store, notifier=self.notifier, clock=self.clock)
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, *, pipeline: bool, store: Store | None = None, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[Service]:
+    """A started :class:`Service`: the store opened and migrated (unless one is given, which stays open), the
+    pipeline and capture started when ``pipeline``; everything stopped on exit, tries in flight logged."""
+    opened = store if store is not None else await open_store(settings.database_url)
+    try:
+        if store is None:
+            await opened.migrate()
+        loops = Pipeline(opened, settings, clock) if pipeline else None
+        captures = None
+        if loops is not None and settings.capture:
+            captures = CaptureSupervisor(settings.capture, opened, settings.timezone, loops.events_recorded)
+        service = Service(settings, opened, loops, captures, clock)
+        if loops is not None:
+            await loops.start()
+        try:
+            if captures is not None:
+                captures.start()
+            try:
+                yield service
+            finally:
+                if captures is not None:
+                    await captures.stop()
+        finally:
+            if loops is not None:
+                await loops.stop()
+    finally:
+        if store is None:
+            await opened.close()
+
+
+# commands
+
+
+async def migrate(settings: Settings) -> list[int]:
+    """``migrate``: bring the schema up to date; the versions applied now."""
+    store = await open_store(settings.database_url)
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+async def create_account(settings: Settings, client_code: str, username: str, password: str) -> User:
+    """``account create``: a user (and its client when new)."""
+    async with migrated_store(settings.database_url) as store:
+        return await accounts.create_account(store, client_code, username, password, SYSTEM_CLOCK.now_ms())
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once the socket is bound."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_listening(base_url(self.config.host, self.config.port))
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+async def serve(
+    settings: Settings,
+    *,
+    pipeline: bool,
+    bootstrap_account: bool,
+    on_bootstrap: Callable[[User, str], None],
+    on_listening: Callable[[str], None],
+) -> None:
+    """``serve`` (the API with the pipeline) or ``api`` (the API alone), until SIGTERM or SIGINT; then a
+    graceful stop (requests answered, tries in flight logged). ``on_bootstrap`` gets the first user and its
+    password when the store had none; ``on_listening`` the URL once the socket is bound."""
+    if pipeline:
+        await check_sources(settings.capture)
+    async with running(settings, pipeline=pipeline) as service:
+        if bootstrap_account:
+            created = await accounts.bootstrap_account(service.store, SYSTEM_CLOCK.now_ms())
+            if created is not None:
+                on_bootstrap(*created)
+        server = _Server(
+            uvicorn.Config(
+                service.app(),
+                host=settings.host,
+                port=settings.port,
+                http="httptools",
+                lifespan="off",
+                access_log=settings.access_log,
+                log_level=settings.log_level,
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            ),
+            on_listening,
+        )
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the handler that
+        # was there before; a no-op one lets the pipeline stop cleanly and the process exit with status 0.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: None)
+        try:
+            await server.serve()
+        except SystemExit:
+            server.started = False  # uvicorn exits this way when it cannot bind; it said why
+        if not server.started:
+            raise ListenError(
+                f"could not listen on {settings.host}:{settings.port} (WEBHOOK_MANAGER_HOST, WEBHOOK_MANAGER_PORT)"
+            )
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def work(settings: Settings) -> None:
+    """``worker``: the pipeline (and ``[[capture]]`` sources) alone until SIGTERM or SIGINT, then a clean stop."""
+    await check_sources(settings.capture)
+    async with running(settings, pipeline=True):
+        log.info("webhook-manager worker running on %s", settings.database_url.split("@")[-1])
+        await _until_signalled()
+
+
+async def prepare_capture(spec: CaptureSpec, settings: Settings, *, teardown: bool) -> str:
+    """``capture … --setup`` / ``--teardown``: one line saying what was done."""
+    return await prepare_source(spec, lambda: migrated_store(settings.database_url), teardown=teardown)
+
+
+async def capture(spec: CaptureSpec, settings: Settings, on_started: Callable[[str], None]) -> None:
+    """``capture …``: one source alone until SIGTERM or SIGINT; one line saying why it cannot start."""
+    try:
+        await asyncio.to_thread(check_source, spec)
+    except WebhookManagerError:
+        raise
+    except Exception as exc:  # a driver's error
+        raise one_line_error(spec, exc) from exc
+    async with migrated_store(settings.database_url) as store:
+        if not await store.list_configurations(spec.client_code):
+            logging.getLogger("webhook_manager.capture").warning(
+                "client %s has no webhook configurations: changes are dropped until one matches", spec.client_code
+            )
+        task = asyncio.create_task(run_capture(spec, store, settings.timezone))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        on_started(
+            f"capturing {', '.join(spec.tables)} from {spec.describe()} for client {spec.client_code}"
+            f" into {settings.database_url.split('@')[-1]}"
+        )
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

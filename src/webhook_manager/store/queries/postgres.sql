@@ -1,0 +1,123 @@
+-- The PostgreSQL dialect: the store logic's (store/sql_store.py) queries whose text differs from SQLite's, by
+-- name (the rest, the same on both, are in shared.sql). sqlite.sql holds the same names in the same order,
+-- with the same arguments ($1 … $n). A query run by execute_rows gets one array per column (unnest them); a
+-- list argument is an array.
+
+-- schema
+
+-- name: ping
+SELECT count(*) FROM schema_migrations
+
+-- name: lock_migrations
+-- processes that start at once migrate one after the other
+SELECT pg_advisory_xact_lock(hashtext('webhook_manager.migrate'))
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations
+    (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+
+-- accounts
+
+-- name: lock_first_user
+-- two processes starting on an empty store create one first user between them
+SELECT pg_advisory_xact_lock(hashtext('webhook_manager.first_user'))
+
+-- name: forget_old_login_failures
+-- a few at a time, so guessing names cannot fill the disk
+DELETE FROM login_failures WHERE ctid = ANY (ARRAY(SELECT ctid FROM login_failures
+    WHERE last_failure_at < $1 LIMIT 100))
+
+-- name: count_login_failure
+INSERT INTO login_failures AS f (client_code, username, count, last_failure_at) VALUES ($1, $2, 1, $3)
+ON CONFLICT (client_code, username) DO UPDATE SET
+    count = CASE WHEN f.last_failure_at < $4 THEN 1 ELSE f.count + 1 END,
+    last_failure_at = excluded.last_failure_at
+RETURNING count, last_failure_at
+
+-- events
+
+-- name: record_bundle
+-- kept only when an enabled configuration matches: its seq, or no row; wakes the other processes' batchers
+WITH kept AS (
+    INSERT INTO event_bundles (client_code, table_name, action, event_count, items, created_at)
+    SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM configurations
+        WHERE client_code = $1 AND table_name = $2 AND action = $3 AND NOT disabled)
+    RETURNING seq
+) SELECT seq FROM kept, pg_notify('webhook_manager', 'events')
+
+-- webhooks
+
+-- name: lock_subject
+-- one process forms a subject at a time, so its batches stay whole and in order
+SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))
+
+-- name: enabled_configurations
+SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+FROM configurations WHERE client_code = $1 AND table_name = $2 AND action = $3 AND NOT disabled ORDER BY seq
+
+-- name: add_webhooks
+-- no NOTIFY: the process that formed them sends them (the others poll), and each NOTIFY takes PostgreSQL's
+-- global notify lock through its commit
+INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint, secret, event_count, payload,
+    status, created_at, due_at)
+SELECT t.id, t.client_code, t.cid, t.table_name, t.action, t.endpoint, t.secret, t.n, t.body, 'pending', t.at, t.at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[],
+    $9::bytea[], $10::bigint[]) AS t(id, client_code, cid, table_name, action, endpoint, secret, n, body, at)
+
+-- name: advance_bundles
+UPDATE event_bundles b SET processed_count = t.n, processed_at = t.at
+FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS t(seq, n, at) WHERE b.seq = t.seq
+
+-- name: lease_due_webhooks
+-- a lease moves due_at to its end, so a leased webhook is due again only if its try is not logged in time;
+-- rows another process is leasing now are skipped
+WITH picked AS (SELECT seq FROM webhooks WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2
+    ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+UPDATE webhooks w SET due_at = $4, lease_until = $4 FROM picked WHERE w.seq = picked.seq
+RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id, w.secret
+
+-- name: configuration_states
+SELECT id, disabled FROM configurations WHERE id = ANY($1::text[])
+
+-- name: end_webhooks
+UPDATE webhooks w SET status = 'failed', due_at = NULL, lease_until = NULL, processed_at = t.at,
+    last_failure = t.reason
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(seq, at, reason) WHERE w.seq = t.seq
+
+-- name: log_attempts
+INSERT INTO attempts (webhook_seq, try, at, duration_ms, http_status, error)
+SELECT w.seq, w.tries + 1, t.at, t.duration, t.status, t.error
+FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[]) AS t(seq, at, duration, status, error)
+JOIN webhooks w ON w.seq = t.seq
+
+-- name: end_tries
+UPDATE webhooks w SET tries = w.tries + 1, round_tries = w.round_tries + 1, status = t.state,
+    last_failure = CASE WHEN t.error = '' THEN w.last_failure ELSE t.error END, processed_at = t.at + t.duration,
+    due_at = t.due, lease_until = NULL
+FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::text[], $7::bigint[])
+    AS t(seq, at, duration, status, error, state, due)
+WHERE w.seq = t.seq
+
+-- name: list_webhooks
+SELECT id, table_name, action, endpoint, event_count, status, tries, last_failure, created_at, processed_at
+FROM webhooks WHERE client_code = $1 AND ($2::text IS NULL OR table_name = $2)
+    AND ($3::text IS NULL OR action = $3)
+ORDER BY seq DESC LIMIT $4
+
+-- name: webhook_status
+SELECT status FROM webhooks WHERE id = $1 AND client_code = $2 FOR UPDATE
+
+-- name: resend_webhook
+-- wakes the other processes' dispatchers
+WITH resent AS (UPDATE webhooks SET status = 'pending', round_tries = 0, due_at = $2, lease_until = NULL
+    WHERE id = $1 RETURNING seq)
+SELECT pg_notify('webhook_manager', 'webhooks') FROM resent
+
+-- name: purge_finished_webhooks
+-- their tries go with them (ON DELETE CASCADE)
+DELETE FROM webhooks WHERE seq = ANY (ARRAY(SELECT seq FROM webhooks
+    WHERE due_at IS NULL AND processed_at < $1 LIMIT $2))
+
+-- name: purge_processed_bundles
+DELETE FROM event_bundles WHERE seq = ANY (ARRAY(SELECT seq FROM event_bundles
+    WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2))

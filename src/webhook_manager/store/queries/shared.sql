@@ -1,0 +1,115 @@
+-- The SQL both dialects speak alike: the store logic's (store/sql_store.py) queries, by name, whose text is
+-- the same on SQLite and PostgreSQL. What differs is in sqlite.sql and postgres.sql, under the same names in
+-- the same order; every name is in this file or in both of those, never in two places. Arguments are $1 … $n.
+
+-- schema
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations
+
+-- name: note_migration
+INSERT INTO schema_migrations (version) VALUES ($1)
+
+-- accounts
+
+-- name: any_user
+SELECT 1 FROM users LIMIT 1
+
+-- name: add_client
+INSERT INTO clients (code, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING
+
+-- name: add_user
+INSERT INTO users (client_code, username, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id
+
+-- name: find_user
+SELECT id, client_code, username, password_hash FROM users WHERE client_code = $1 AND username = $2
+
+-- name: login_failures
+SELECT count, last_failure_at FROM login_failures WHERE client_code = $1 AND username = $2
+
+-- name: clear_login_failures
+DELETE FROM login_failures WHERE client_code = $1 AND username = $2
+
+-- name: purge_expired_sessions
+DELETE FROM sessions WHERE expires_at < $1
+
+-- name: add_session
+INSERT INTO sessions (key_hash, user_id, client_code, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+
+-- name: find_session
+SELECT key_hash, user_id, client_code, created_at, expires_at FROM sessions WHERE key_hash = $1
+
+-- configurations
+
+-- name: list_configurations
+SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+FROM configurations WHERE client_code = $1 ORDER BY seq
+
+-- name: get_configuration
+SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+FROM configurations WHERE id = $1 AND client_code = $2
+
+-- name: add_configuration
+INSERT INTO configurations (id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+
+-- name: replace_configuration
+UPDATE configurations SET table_name = $1, action = $2, endpoint = $3, secret = $4, disabled = $5, updated_at = $6
+WHERE id = $7 AND client_code = $8
+RETURNING id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+
+-- name: remove_configuration
+DELETE FROM configurations WHERE id = $1 AND client_code = $2
+
+-- name: fail_unsent_webhooks
+-- not those in flight: their try ends as it ends
+UPDATE webhooks SET status = 'failed', due_at = NULL, lease_until = NULL, processed_at = $1, last_failure = $2
+WHERE configuration_id = $3 AND due_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1)
+
+-- events
+
+-- name: recent_bundles
+SELECT seq, event_count, items, created_at, processed_count, processed_at FROM event_bundles
+WHERE client_code = $1 AND table_name = $2 AND action = $3 ORDER BY seq DESC LIMIT $4
+
+-- name: capture_position
+SELECT position FROM capture_positions WHERE source = $1
+
+-- name: start_capture_position
+INSERT INTO capture_positions (source, client_code, position, updated_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (source) DO NOTHING
+
+-- name: move_capture_position
+UPDATE capture_positions SET position = $2, updated_at = $3 WHERE source = $1 AND position = $4
+
+-- name: forget_capture_position
+DELETE FROM capture_positions WHERE source = $1
+
+-- webhooks
+
+-- name: pending_subjects
+SELECT DISTINCT client_code, table_name, action FROM event_bundles WHERE processed_count < event_count
+
+-- name: pending_bundles
+SELECT seq, created_at, processed_count, event_count, items FROM event_bundles
+WHERE client_code = $1 AND table_name = $2 AND action = $3 AND processed_count < event_count ORDER BY seq LIMIT $4
+
+-- name: endpoints_with_webhooks_due
+-- skips through the (endpoint, due_at) index: one probe per endpoint, however many webhooks wait for each
+WITH RECURSIVE e(endpoint) AS (
+    SELECT min(endpoint) FROM webhooks WHERE due_at IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(endpoint) FROM webhooks WHERE due_at IS NOT NULL AND endpoint > e.endpoint)
+    FROM e WHERE e.endpoint IS NOT NULL
+) SELECT endpoint FROM e WHERE endpoint IS NOT NULL
+
+-- name: release_leases
+UPDATE webhooks SET due_at = $1, lease_until = NULL WHERE lease_until IS NOT NULL AND due_at IS NOT NULL
+
+-- name: find_webhook
+SELECT id, table_name, action, endpoint, event_count, status, tries, last_failure, created_at, processed_at,
+    payload, seq
+FROM webhooks WHERE id = $1 AND client_code = $2
+
+-- name: attempts_of_webhook
+SELECT at, duration_ms, http_status, error FROM attempts WHERE webhook_seq = $1 ORDER BY try

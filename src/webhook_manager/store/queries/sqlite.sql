@@ -1,0 +1,105 @@
+-- The SQLite dialect: the store logic's (store/sql_store.py) queries whose text differs from PostgreSQL's, by
+-- name (the rest, the same on both, are in shared.sql). postgres.sql holds the same names in the same order,
+-- with the same arguments ($1 … $n). A list argument arrives as a JSON array (read it with json_each); a
+-- query run by execute_rows runs once per row (executemany).
+
+-- schema
+
+-- name: ping
+SELECT 1
+
+-- name: lock_migrations
+-- one writer at a time: nothing to lock
+SELECT 1
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations
+    (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))
+
+-- accounts
+
+-- name: lock_first_user
+-- one writer at a time: nothing to lock
+SELECT 1
+
+-- name: forget_old_login_failures
+-- a few at a time, so guessing names cannot fill the disk
+DELETE FROM login_failures WHERE rowid IN
+    (SELECT rowid FROM login_failures WHERE last_failure_at < $1 LIMIT 100)
+
+-- name: count_login_failure
+INSERT INTO login_failures (client_code, username, count, last_failure_at) VALUES ($1, $2, 1, $3)
+ON CONFLICT (client_code, username) DO UPDATE SET
+    count = CASE WHEN last_failure_at < $4 THEN 1 ELSE count + 1 END,
+    last_failure_at = excluded.last_failure_at
+RETURNING count, last_failure_at
+
+-- events
+
+-- name: record_bundle
+-- kept only when an enabled configuration matches: its seq, or no row
+INSERT INTO event_bundles (client_code, table_name, action, event_count, items, created_at)
+SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM configurations
+    WHERE client_code = $1 AND table_name = $2 AND action = $3 AND disabled = 0)
+RETURNING seq
+
+-- webhooks
+
+-- name: lock_subject
+-- one writer at a time: the subject is this round's
+SELECT $1 IS NOT NULL
+
+-- name: enabled_configurations
+SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+FROM configurations WHERE client_code = $1 AND table_name = $2 AND action = $3 AND disabled = 0 ORDER BY seq
+
+-- name: add_webhooks
+INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint, secret, event_count, payload,
+    status, created_at, due_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)
+
+-- name: advance_bundles
+UPDATE event_bundles SET processed_count = $2, processed_at = $3 WHERE seq = $1
+
+-- name: lease_due_webhooks
+-- a lease moves due_at to its end, so a leased webhook is due again only if its try is not logged in time
+UPDATE webhooks SET due_at = $4, lease_until = $4 WHERE seq IN (SELECT seq FROM webhooks
+    WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2 ORDER BY due_at LIMIT $3)
+RETURNING seq, id, endpoint, payload, round_tries, configuration_id, secret
+
+-- name: configuration_states
+SELECT id, disabled FROM configurations WHERE id IN (SELECT value FROM json_each($1))
+
+-- name: end_webhooks
+UPDATE webhooks SET status = 'failed', due_at = NULL, lease_until = NULL, processed_at = $2, last_failure = $3
+WHERE seq = $1
+
+-- name: log_attempts
+INSERT INTO attempts (webhook_seq, try, at, duration_ms, http_status, error)
+SELECT seq, tries + 1, $2, $3, $4, $5 FROM webhooks WHERE seq = $1
+
+-- name: end_tries
+UPDATE webhooks SET tries = tries + 1, round_tries = round_tries + 1, status = $6,
+    last_failure = CASE WHEN $5 = '' THEN last_failure ELSE $5 END, processed_at = $2 + $3, due_at = $7,
+    lease_until = NULL
+WHERE seq = $1
+
+-- name: list_webhooks
+SELECT id, table_name, action, endpoint, event_count, status, tries, last_failure, created_at, processed_at
+FROM webhooks WHERE client_code = $1 AND ($2 IS NULL OR table_name = $2) AND ($3 IS NULL OR action = $3)
+ORDER BY seq DESC LIMIT $4
+
+-- name: webhook_status
+SELECT status FROM webhooks WHERE id = $1 AND client_code = $2
+
+-- name: resend_webhook
+UPDATE webhooks SET status = 'pending', round_tries = 0, due_at = $2, lease_until = NULL WHERE id = $1
+
+-- name: purge_finished_webhooks
+-- their tries go with them (ON DELETE CASCADE)
+DELETE FROM webhooks WHERE seq IN
+    (SELECT seq FROM webhooks WHERE due_at IS NULL AND processed_at < $1 LIMIT $2)
+
+-- name: purge_processed_bundles
+DELETE FROM event_bundles WHERE seq IN (SELECT seq FROM event_bundles
+    WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2)

@@ -1,0 +1,441 @@
+"""The store's logic, written once: every verb of the port (:class:`~webhook_manager.store.port.Store`) as
+steps over a dialect's named queries (:mod:`.dialect`). Nothing here is SQL, and nothing here knows which
+store it runs on; the adapters (:mod:`.sqlite`, :mod:`.postgres`) hold the SQL and the connection handling.
+
+Verbs are laid out by aggregate, in the order of the query files: schema, accounts, configurations, events,
+webhooks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import orjson
+
+from webhook_manager.domain.errors import CaptureConflict, Conflict
+from webhook_manager.domain.model import (
+    Attempt,
+    AttemptOutcome,
+    CapturedGroup,
+    Configuration,
+    ConfigurationInput,
+    DueWebhook,
+    EventRecord,
+    EventStatus,
+    FormWebhooks,
+    LoginFailures,
+    PendingBundle,
+    Session,
+    User,
+    WebhookRecord,
+    WebhookStatus,
+)
+from webhook_manager.store.dialect import Connector, Db, DuplicateKey, Row, migrations
+
+PENDING_BUNDLES_PER_SUBJECT = 200
+"""A forming round reads at most this many bundles of one subject (a bundle holds up to 10 000 events)."""
+
+
+class SqlStore:
+    """The :class:`~webhook_manager.store.port.Store` over one :class:`~webhook_manager.store.dialect.Connector`."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._c = connector
+        self._migrations = migrations(connector.dialect)
+
+    @property
+    def single_process(self) -> bool:
+        return self._c.single_process
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgres``: for messages and tools, never for decisions."""
+        return self._c.dialect
+
+    async def close(self) -> None:
+        await self._c.close()
+
+    async def watch(self, wake: Callable[[str], None]) -> None:
+        await self._c.watch(wake)
+
+    # schema
+
+    async def migrate(self) -> list[int]:
+        async def apply(db: Db) -> list[int]:
+            await db.execute("lock_migrations")
+            await db.execute("create_migrations_table")
+            applied = {row[0] for row in await db.fetch("applied_migrations")}
+            done = []
+            for version, script in self._migrations:
+                if version not in applied:
+                    await db.run_script(script)
+                    await db.execute("note_migration", version)
+                    done.append(version)
+            return done
+
+        return await self._c.write(apply)
+
+    async def ping(self) -> None:
+        async def ping(db: Db) -> None:
+            await db.fetch_value("ping")
+
+        await self._c.read(ping)
+
+    # accounts
+
+    async def create_user(
+        self, client_code: str, username: str, password_hash: str, now_ms: int, *, only_if_first: bool = False
+    ) -> User | None:
+        async def create(db: Db) -> User | None:
+            if only_if_first:
+                await db.execute("lock_first_user")
+                if await db.fetch_one("any_user") is not None:
+                    return None
+            await db.execute("add_client", client_code, now_ms)
+            try:
+                user_id = await db.fetch_value("add_user", client_code, username, password_hash, now_ms)
+            except DuplicateKey:
+                raise Conflict(f"user {username!r} of client {client_code!r} exists already") from None
+            return User(user_id, client_code, username, password_hash)
+
+        return await self._c.write(create)
+
+    async def has_users(self) -> bool:
+        async def any_user(db: Db) -> bool:
+            return await db.fetch_one("any_user") is not None
+
+        return await self._c.read(any_user)
+
+    async def find_user(self, client_code: str, username: str) -> User | None:
+        async def find(db: Db) -> Row | None:
+            return await db.fetch_one("find_user", client_code, username)
+
+        row = await self._c.read(find)
+        return None if row is None else User.from_row(row)
+
+    async def login_failures(self, client_code: str, username: str) -> LoginFailures | None:
+        async def find(db: Db) -> Row | None:
+            return await db.fetch_one("login_failures", client_code, username)
+
+        row = await self._c.read(find)
+        return None if row is None else LoginFailures(row[0], row[1])
+
+    async def record_login_failure(
+        self, client_code: str, username: str, now_ms: int, restart_before_ms: int
+    ) -> LoginFailures:
+        async def count(db: Db) -> Row | None:
+            await db.execute("forget_old_login_failures", restart_before_ms)
+            return await db.fetch_one("count_login_failure", client_code, username, now_ms, restart_before_ms)
+
+        row = await self._c.write(count)
+        assert row is not None
+        return LoginFailures(row[0], row[1])
+
+    async def clear_login_failures(self, client_code: str, username: str) -> None:
+        async def clear(db: Db) -> None:
+            await db.execute("clear_login_failures", client_code, username)
+
+        await self._c.write(clear)
+
+    async def create_session(self, session: Session, *, purge_expired_before_ms: int) -> None:
+        s = session
+
+        async def create(db: Db) -> None:
+            await db.execute("purge_expired_sessions", purge_expired_before_ms)
+            await db.execute("add_session", s.key_hash, s.user_id, s.client_code, s.created_at_ms, s.expires_at_ms)
+
+        await self._c.write(create)
+
+    async def find_session(self, key_hash: bytes) -> Session | None:
+        async def find(db: Db) -> Row | None:
+            return await db.fetch_one("find_session", key_hash)
+
+        row = await self._c.read(find)
+        return None if row is None else Session.from_row(row)
+
+    # configurations
+
+    async def list_configurations(self, client_code: str) -> list[Configuration]:
+        async def rows(db: Db) -> list[Row]:
+            return await db.fetch("list_configurations", client_code)
+
+        return [Configuration.from_row(row) for row in await self._c.read(rows)]
+
+    async def get_configuration(self, client_code: str, configuration_id: str) -> Configuration | None:
+        async def find(db: Db) -> Row | None:
+            return await db.fetch_one("get_configuration", configuration_id, client_code)
+
+        row = await self._c.read(find)
+        return None if row is None else Configuration.from_row(row)
+
+    async def create_configuration(self, configuration: Configuration) -> None:
+        c = configuration
+
+        async def create(db: Db) -> None:
+            await db.execute("add_client", c.client_code, c.created_at_ms)
+            await db.execute(
+                "add_configuration",
+                c.id,
+                c.client_code,
+                c.table,
+                c.action.value,
+                c.endpoint,
+                c.secret,
+                c.disabled,
+                c.created_at_ms,
+                c.updated_at_ms,
+            )
+
+        await self._c.write(create)
+
+    async def replace_configuration(
+        self, client_code: str, configuration_id: str, new: ConfigurationInput, now_ms: int
+    ) -> Configuration | None:
+        async def replace(db: Db) -> Row | None:
+            row = await db.fetch_one(
+                "replace_configuration",
+                new.table,
+                new.action.value,
+                new.endpoint,
+                new.secret,
+                new.disabled,
+                now_ms,
+                configuration_id,
+                client_code,
+            )
+            if row is not None and new.disabled:
+                await db.execute("fail_unsent_webhooks", now_ms, "configuration disabled", configuration_id)
+            return row
+
+        row = await self._c.write(replace)
+        return None if row is None else Configuration.from_row(row)
+
+    async def remove_configuration(self, client_code: str, configuration_id: str, now_ms: int) -> bool:
+        async def remove(db: Db) -> bool:
+            if not await db.execute("remove_configuration", configuration_id, client_code):
+                return False
+            await db.execute("fail_unsent_webhooks", now_ms, "configuration removed", configuration_id)
+            return True
+
+        return await self._c.write(remove)
+
+    # events
+
+    async def record_events(
+        self, client_code: str, table: str, action: str, items: bytes, count: int, now_ms: int
+    ) -> bool:
+        async def record(db: Db) -> bool:
+            return await db.fetch_value("record_bundle", client_code, table, action, count, items, now_ms) is not None
+
+        return await self._c.write(record)
+
+    async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
+        async def bundles(db: Db) -> list[Row]:
+            # every bundle holds at least one event, so ``limit`` bundles hold enough
+            return await db.fetch("recent_bundles", client_code, table, action, limit)
+
+        return events_of_bundles(await self._c.read(bundles), table, action, limit)
+
+    async def capture_position(self, source: str) -> str | None:
+        async def find(db: Db) -> str | None:
+            position = await db.fetch_value("capture_position", source)
+            return None if position is None else str(position)
+
+        return await self._c.read(find)
+
+    async def forget_capture(self, source: str) -> bool:
+        async def forget(db: Db) -> bool:
+            return await db.execute("forget_capture_position", source) > 0
+
+        return await self._c.write(forget)
+
+    async def record_captured(
+        self,
+        client_code: str,
+        source: str,
+        expected: str | None,
+        position: str,
+        groups: Sequence[CapturedGroup],
+        now_ms: int,
+    ) -> int:
+        async def record(db: Db) -> int:
+            if expected is None:
+                moved = await db.execute("start_capture_position", source, client_code, position, now_ms)
+            else:
+                moved = await db.execute("move_capture_position", source, position, now_ms, expected)
+            if not moved:
+                raise CaptureConflict(f"capture source {source!r} was recorded by another process")
+            kept = 0
+            for g in groups:
+                seq = await db.fetch_value("record_bundle", client_code, g.table, g.action, g.count, g.items, now_ms)
+                if seq is not None:
+                    kept += g.count
+            return kept
+
+        return await self._c.write(record)
+
+    # webhooks
+
+    async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
+        async def rounds(db: Db) -> tuple[int, int | None]:
+            made, wake_at = 0, None
+            for client_code, table, action in await db.fetch("pending_subjects"):
+                async with db.transaction():
+                    if not await db.fetch_value("lock_subject", f"{client_code}\x1f{table}\x1f{action}"):
+                        continue  # another process forms this subject now
+                    rows = await db.fetch(
+                        "pending_bundles", client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1
+                    )
+                    bundles = [PendingBundle(*row) for row in rows[:PENDING_BUNDLES_PER_SUBJECT]]
+                    configurations = [
+                        Configuration.from_row(row)
+                        for row in await db.fetch("enabled_configurations", client_code, table, action)
+                    ]
+                    formed = form((client_code, table, action), bundles, configurations, len(rows) == len(bundles))
+                    await db.execute_rows(
+                        "add_webhooks",
+                        [
+                            (
+                                w.id,
+                                w.client_code,
+                                w.configuration_id,
+                                w.table,
+                                w.action,
+                                w.endpoint,
+                                w.secret,
+                                w.event_count,
+                                w.payload,
+                                now_ms,
+                            )
+                            for w in formed.webhooks
+                        ],
+                    )
+                    await db.execute_rows("advance_bundles", [(seq, n, now_ms) for seq, n in formed.advances])
+                made += len(formed.webhooks)
+                if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
+                    wake_at = formed.wake_at_ms
+            return made, wake_at
+
+        return await self._c.steps(rounds)
+
+    async def claim_due_webhooks(
+        self, now_ms: int, limit: int, lease_ms: int, in_flight: Mapping[str, int], per_endpoint: int
+    ) -> list[DueWebhook]:
+        async def claim(db: Db) -> list[DueWebhook]:
+            # Endpoints in random order, so none waits behind another when ``limit`` is short.
+            endpoints = [row[0] for row in await db.fetch("endpoints_with_webhooks_due")]
+            random.shuffle(endpoints)
+            leased: list[Row] = []
+            for endpoint in endpoints:
+                room = min(per_endpoint - in_flight.get(endpoint, 0), limit - len(leased))
+                if room > 0:
+                    leased += await db.fetch("lease_due_webhooks", endpoint, now_ms, room, now_ms + lease_ms)
+                elif len(leased) >= limit:
+                    break
+            if not leased:
+                return []
+            states = await db.fetch("configuration_states", sorted({row[5] for row in leased}))
+            claimed, ended = split_claimed(leased, {row[0]: bool(row[1]) for row in states}, now_ms)
+            await db.execute_rows("end_webhooks", ended)
+            return claimed
+
+        # Not fsynced on SQLite: a lease lost with the machine only means the webhook is tried again.
+        return await self._c.write(claim, durable=False)
+
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        tries = [(o.webhook_seq, o.at_ms, o.duration_ms, o.http_status, o.error) for o in outcomes]
+        ends = [(*t, o.status.value, o.next_due_ms) for t, o in zip(tries, outcomes, strict=True)]
+
+        async def record(db: Db) -> None:
+            await db.execute_rows("log_attempts", tries)
+            await db.execute_rows("end_tries", ends)
+
+        await self._c.write(record)
+
+    async def release_leases(self, now_ms: int) -> int:
+        async def release(db: Db) -> int:
+            return await db.execute("release_leases", now_ms)
+
+        return await self._c.write(release)
+
+    async def list_webhooks(
+        self, client_code: str, table: str | None, action: str | None, limit: int
+    ) -> list[WebhookRecord]:
+        async def rows(db: Db) -> list[Row]:
+            return await db.fetch("list_webhooks", client_code, table, action, limit)
+
+        return [WebhookRecord.from_row(row) for row in await self._c.read(rows)]
+
+    async def get_webhook(self, client_code: str, webhook_id: str) -> tuple[WebhookRecord, bytes, list[Attempt]] | None:
+        async def find(db: Db) -> tuple[Row, list[Row]] | None:
+            row = await db.fetch_one("find_webhook", webhook_id, client_code)
+            if row is None:
+                return None
+            return row, await db.fetch("attempts_of_webhook", row[11])
+
+        found = await self._c.read(find)
+        if found is None:
+            return None
+        row, attempts = found
+        return WebhookRecord.from_row(row), bytes(row[10]), [Attempt(*a) for a in attempts]
+
+    async def resend_webhook(self, client_code: str, webhook_id: str, now_ms: int) -> str | None:
+        async def resend(db: Db) -> str | None:
+            status = await db.fetch_value("webhook_status", webhook_id, client_code)
+            if status == WebhookStatus.FAILED.value:
+                await db.execute("resend_webhook", webhook_id, now_ms)
+            return None if status is None else str(status)
+
+        return await self._c.write(resend)
+
+    async def purge_finished(self, before_ms: int, limit: int) -> int:
+        async def purge(db: Db) -> int:
+            webhooks = await db.execute("purge_finished_webhooks", before_ms, limit)
+            return webhooks + await db.execute("purge_processed_bundles", before_ms, limit)
+
+        return await self._c.write(purge)
+
+
+def split_claimed(
+    leased: Iterable[Row], disabled_by_id: Mapping[str, bool], now_ms: int
+) -> tuple[list[DueWebhook], list[tuple[int, int, str]]]:
+    """Leased rows (seq, id, endpoint, payload, round_tries, configuration id, secret) → the webhooks to try,
+    and (seq, now, reason) of those to end failed because their configuration is gone (not in
+    ``disabled_by_id``) or disabled."""
+    claimed: list[DueWebhook] = []
+    ended: list[tuple[int, int, str]] = []
+    for seq, webhook_id, endpoint, payload, round_tries, configuration_id, secret in leased:
+        disabled = disabled_by_id.get(configuration_id)
+        if disabled is None:
+            ended.append((seq, now_ms, "configuration removed"))
+        elif disabled:
+            ended.append((seq, now_ms, "configuration disabled"))
+        else:
+            claimed.append(DueWebhook(seq, webhook_id, endpoint, bytes(payload), secret, round_tries))
+    return claimed, ended
+
+
+def events_of_bundles(bundles: Iterable[Row], table: str, action: str, limit: int) -> list[EventRecord]:
+    """Bundles (seq, count, items, created_at, processed_count, processed_at), newest first → their events,
+    newest first, at most ``limit``. An event's id is where it is stored: its bundle's seq and its index."""
+    events: list[EventRecord] = []
+    for seq, count, items, created_at, processed_count, processed_at in bundles:
+        decoded = orjson.loads(items)
+        for index in range(count - 1, -1, -1):
+            processed = index < processed_count
+            events.append(
+                EventRecord(
+                    id=f"{seq:016x}{index:08x}",
+                    table=table,
+                    action=action,
+                    row_id=decoded[index]["rowId"],
+                    status=EventStatus.PROCESSED if processed else EventStatus.PENDING,
+                    timestamp=decoded[index]["timestamp"],
+                    created_at_ms=created_at,
+                    processed_at_ms=processed_at if processed else None,
+                )
+            )
+            if len(events) >= limit:
+                return events
+    return events
