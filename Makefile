@@ -10,8 +10,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstalls when pyproject.toml changes.
+# The extras are the PostgreSQL and MySQL client libraries (the PostgreSQL store, change capture); the tests use
+# them all.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[postgres,mysql,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, SessionDep, SettingsDep, StoreDep
+from webhook_manager.api.params import checked_id
 from webhook_manager.api.responses import JSONResponse, read_json
-from webhook_manager.domain.errors import InvalidInput, NotFound
-from webhook_manager.domain.ids import is_id, new_id
+from webhook_manager.domain.errors import NotFound
+from webhook_manager.domain.ids import new_id
 from webhook_manager.domain.model import Configuration
 from webhook_manager.domain.timefmt import rfc3339_ms
 from webhook_manager.ingest.configuration_input import parse_configuration_input
@@ -39,12 +40,6 @@ def configuration_json(c: Configuration) -> dict[str, Any]:
         "createdat": rfc3339_ms(c.created_at_ms),
         "updatedat": rfc3339_ms(c.updated_at_ms),
     }
-
-
-def _checked_id(configuration_id: str) -> str:
-    if not is_id(configuration_id):
-        raise InvalidInput("id", "must be 24 lowercase hex characters")
-    return configuration_id
 
 
 @router.get(
@@ -97,7 +92,7 @@ async def add_configuration(
 )
 async def get_configuration(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
     """One configuration of the client, by id."""
-    configuration = await store.get_configuration(session.client_code, _checked_id(id))
+    configuration = await store.get_configuration(session.client_code, checked_id(id))
     if configuration is None:
         raise NotFound(f"no webhook configuration with id {id}")
     return JSONResponse(configuration_json(configuration))
@@ -114,7 +109,7 @@ async def replace_configuration(
     id: str, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> JSONResponse:
     """Replace every field of a configuration (a missing ``disabled`` means false)."""
-    _checked_id(id)
+    checked_id(id)
     given = parse_configuration_input(
         await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
     )
@@ -132,6 +127,6 @@ async def replace_configuration(
 )
 async def remove_configuration(id: str, session: SessionDep, store: StoreDep, clock: ClockDep) -> JSONResponse:
     """Remove a configuration; it gets no new webhooks."""
-    if not await store.remove_configuration(session.client_code, _checked_id(id), clock.now_ms()):
+    if not await store.remove_configuration(session.client_code, checked_id(id), clock.now_ms()):
         raise NotFound(f"no webhook configuration with id {id}")
     return JSONResponse({"message": "configuration removed"})

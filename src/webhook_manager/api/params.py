@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from webhook_manager.domain.errors import InvalidInput
+from webhook_manager.domain.ids import is_id
 from webhook_manager.domain.timefmt import rfc3339_ms
 
 DEFAULT_LIMIT = 20
@@ -22,6 +23,13 @@ def check_limit(raw: str | None) -> int:
     if value < 1:
         raise InvalidInput("limit", "must be at least 1")
     return min(value, MAX_LIMIT)
+
+
+def checked_id(value: str) -> str:
+    """An ``{id}`` in a path: 24 lowercase hex characters."""
+    if not is_id(value):
+        raise InvalidInput("id", "must be 24 lowercase hex characters")
+    return value
 
 
 def optional_time(ms: int | None) -> str:

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, StoreDep
-from webhook_manager.api.params import check_limit, optional_time
+from webhook_manager.api.params import check_limit, checked_id, optional_time
 from webhook_manager.api.responses import JSONResponse
-from webhook_manager.domain.errors import Conflict, InvalidInput, NotFound
-from webhook_manager.domain.ids import is_id
+from webhook_manager.domain.errors import Conflict, NotFound
 from webhook_manager.domain.model import WebhookRecord
 from webhook_manager.domain.timefmt import rfc3339_ms
 from webhook_manager.ingest.fields import check_action, check_table
@@ -33,12 +32,6 @@ def webhook_json(w: WebhookRecord) -> dict[str, Any]:
         "createdAt": rfc3339_ms(w.created_at_ms),
         "processedAt": optional_time(w.processed_at_ms),
     }
-
-
-def _checked_id(webhook_id: str) -> str:
-    if not is_id(webhook_id):
-        raise InvalidInput("id", "must be 24 lowercase hex characters")
-    return webhook_id
 
 
 @router.get(
@@ -69,7 +62,7 @@ async def list_webhooks(
 )
 async def get_webhook(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
     """The webhook as listed, plus ``payload`` (the exact body sent) and ``attempts``."""
-    found = await store.get_webhook(session.client_code, _checked_id(id))
+    found = await store.get_webhook(session.client_code, checked_id(id))
     if found is None:
         raise NotFound(f"no webhook with id {id}")
     record, payload, attempts = found
@@ -95,7 +88,7 @@ async def resend_webhook(
     id: str, session: SessionDep, store: StoreDep, clock: ClockDep, notifier: NotifierDep
 ) -> JSONResponse:
     """A ``failed`` webhook is tried again, same id and body; other statuses answer 409."""
-    before = await store.resend_webhook(session.client_code, _checked_id(id), clock.now_ms())
+    before = await store.resend_webhook(session.client_code, checked_id(id), clock.now_ms())
     if before is None:
         raise NotFound(f"no webhook with id {id}")
     if before != "failed":

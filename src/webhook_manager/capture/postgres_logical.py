@@ -13,6 +13,7 @@ through psycopg2's replication connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import time
@@ -111,10 +112,8 @@ class PostgresLogicalSource:
     def close(self) -> None:
         for conn in (self._repl, self._conn):
             if conn is not None:
-                try:
+                with contextlib.suppress(psycopg2.Error):
                     conn.close()
-                except psycopg2.Error:
-                    pass
         self._repl = self._conn = self._cursor = None
 
     def setup(self) -> Prepared:
@@ -224,7 +223,8 @@ class PostgresLogicalSource:
         self._cursor.send_feedback(write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True)
         self._last_feedback = time.monotonic()
 
-    def read(self, limit: int, wait_s: float) -> Batch | None:
+    def read(self, limit: int, wait_s: float) -> Batch | None:  # noqa: C901 - see below
+        # One loop over the replication stream, a branch per message kind, inline: it runs once per change.
         cursor = self._cursor
         changes: list[Change] = []
         deadline = time.monotonic() + wait_s

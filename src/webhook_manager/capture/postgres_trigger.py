@@ -15,6 +15,7 @@ are deleted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import select
@@ -60,10 +61,8 @@ class PostgresTriggerSource:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 self._conn.close()
-            except psycopg2.Error:
-                pass
             self._conn = None
 
     def setup(self) -> Prepared:

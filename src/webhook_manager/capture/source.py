@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from webhook_manager.capture.changes import Batch
 from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.domain.errors import CaptureError
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,19 @@ SOURCES = {
 database driver is an optional dependency)."""
 
 
+EXTRAS = {"sqlite": None, "postgres-logical": "postgres", "postgres-trigger": "postgres", "mysql": "mysql"}
+"""The optional dependencies (``pip install 'webhook-manager[EXTRA]'``) each source's driver comes with."""
+
+
 def source_for(spec: CaptureSpec) -> Source:
-    """The source ``spec`` names (not yet opened)."""
+    """The source ``spec`` names (not yet opened); CaptureError when its database driver is not installed."""
     module, _, name = SOURCES[spec.source].partition(":")
-    source: Source = getattr(importlib.import_module(module), name)(spec)
+    try:
+        reader = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise CaptureError(
+            f"capture from {spec.kind} needs {exc.name}, which is not installed:"
+            f" pip install 'webhook-manager[{EXTRAS[spec.source]}]'"
+        ) from None
+    source: Source = reader(spec)
     return source

@@ -222,7 +222,7 @@ class SqliteSource:
     def _take_lock(self) -> None:
         if self._lock_file is not None:
             return
-        lock = open(f"{self.path}-webhook-manager.lock", "a")
+        lock = open(f"{self.path}-webhook-manager.lock", "a")  # noqa: SIM115 - held open: it is the lock
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -288,50 +288,60 @@ class SqliteSource:
             self._use_wal()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tables = ",".join(sorted(self.spec.tables))
-            if not self._has_table(META):
-                if not create:
-                    raise CaptureError(
-                        f"the capture outbox of {self.path} was removed while capturing: run --setup again"
-                    )
-                conn.execute(
-                    f"CREATE TABLE {OUTBOX} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL,"
-                    " action TEXT NOT NULL, row_id, data TEXT, changed_at INTEGER NOT NULL)"
-                )
-                conn.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                conn.execute(
-                    f"INSERT INTO {META} (key, value) VALUES ('epoch', ?), ('client_code', ?), ('tables', ?)",
-                    (secrets.token_hex(8), self.spec.client_code, tables),
-                )
-            meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
-            if meta["client_code"] != self.spec.client_code or meta["tables"] != tables:
-                raise CaptureError(
-                    f"{self.path} captures {meta['tables'].replace(',', ', ')} for client {meta['client_code']},"
-                    f" not {', '.join(sorted(self.spec.tables))} for client {self.spec.client_code}: one file has"
-                    " one capture; run --teardown, then --setup with these tables"
-                )
-            if self.key and self.key != self._key(meta["epoch"]):
-                raise CaptureError(f"the capture of {self.path} was set up again while capturing: start it again")
-            wanted = self.triggers()
-            present = dict(
-                conn.execute(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE ? ESCAPE '\\'",
-                    (TRIGGER_PREFIX.replace("_", "\\_") + "%",),
-                ).fetchall()
-            )
-            for name, sql in present.items():
-                if wanted.get(name) != sql:
-                    conn.execute(f"DROP TRIGGER {_quote(name)}")
-            for name, sql in wanted.items():
-                if present.get(name) != sql:
-                    conn.execute(sql)
-                    log.info("capture trigger %s (re)created in %s", name, self.path)
+            epoch = self._outbox(create=create)
+            self._sync_triggers()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self.key = self._key(meta["epoch"])
+        self.key = self._key(epoch)
         (self._schema_version,) = conn.execute("PRAGMA schema_version").fetchone()
+
+    def _outbox(self, *, create: bool) -> str:
+        """Make the outbox and its notes when there are none (``create``) and check they are this capture's;
+        return the epoch of its set-up."""
+        conn = self._connection()
+        tables = ",".join(sorted(self.spec.tables))
+        if not self._has_table(META):
+            if not create:
+                raise CaptureError(f"the capture outbox of {self.path} was removed while capturing: run --setup again")
+            conn.execute(
+                f"CREATE TABLE {OUTBOX} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL,"
+                " action TEXT NOT NULL, row_id, data TEXT, changed_at INTEGER NOT NULL)"
+            )
+            conn.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute(
+                f"INSERT INTO {META} (key, value) VALUES ('epoch', ?), ('client_code', ?), ('tables', ?)",
+                (secrets.token_hex(8), self.spec.client_code, tables),
+            )
+        meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
+        if meta["client_code"] != self.spec.client_code or meta["tables"] != tables:
+            raise CaptureError(
+                f"{self.path} captures {meta['tables'].replace(',', ', ')} for client {meta['client_code']},"
+                f" not {', '.join(sorted(self.spec.tables))} for client {self.spec.client_code}: one file has"
+                " one capture; run --teardown, then --setup with these tables"
+            )
+        if self.key and self.key != self._key(meta["epoch"]):
+            raise CaptureError(f"the capture of {self.path} was set up again while capturing: start it again")
+        return str(meta["epoch"])
+
+    def _sync_triggers(self) -> None:
+        """Drop the capture's triggers that differ from what the tables need now, and create the missing."""
+        conn = self._connection()
+        wanted = self.triggers()
+        present = dict(
+            conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE ? ESCAPE '\\'",
+                (TRIGGER_PREFIX.replace("_", "\\_") + "%",),
+            ).fetchall()
+        )
+        for name, sql in present.items():
+            if wanted.get(name) != sql:
+                conn.execute(f"DROP TRIGGER {_quote(name)}")
+        for name, sql in wanted.items():
+            if present.get(name) != sql:
+                conn.execute(sql)
+                log.info("capture trigger %s (re)created in %s", name, self.path)
 
 
 def _row_json(columns: list[str]) -> str:

@@ -5,11 +5,11 @@ while another process captures a source, retrying after errors, and the ``[[capt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 
+from webhook_manager.background import stop_all
 from webhook_manager.capture.pump import capture_once
 from webhook_manager.capture.source import Prepared, Source, source_for
 from webhook_manager.capture.spec import CaptureSpec
@@ -153,18 +153,5 @@ class CaptureSupervisor:
 
     async def stop(self) -> None:
         """Stop every source; each records what it has read and closes its connection first."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_all(self._tasks)
         self._tasks = []
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[CaptureSupervisor]:
-        """Started on entry, stopped on exit."""
-        self.start()
-        try:
-            yield self
-        finally:
-            await self.stop()

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from webhook_manager.background import wait_or_timeout
 from webhook_manager.delivery.batching import plan_batches, webhooks_of
-from webhook_manager.delivery.wake import wait_or_timeout
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.model import Configuration, Formed, PendingBundle, Subject
 from webhook_manager.settings import Settings

@@ -7,10 +7,10 @@ import logging
 import time
 from collections import Counter
 
+from webhook_manager.background import wait_or_timeout
 from webhook_manager.delivery.egress import Egress
 from webhook_manager.delivery.retry import next_try_at
 from webhook_manager.delivery.signing import standard_headers
-from webhook_manager.delivery.wake import wait_or_timeout
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.model import AttemptOutcome, DueWebhook
 from webhook_manager.settings import Settings

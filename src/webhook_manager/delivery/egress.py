@@ -12,6 +12,7 @@ import asyncio
 import errno
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,6 +105,24 @@ class Egress:
         reason = forbidden_reason(address)
         return None if reason is None else f"blocked: {address} is {reason}"
 
+    def _url(self, endpoint: str) -> yarl.URL:
+        """The endpoint parsed once, not on every try."""
+        url = self._urls.get(endpoint)
+        if url is None:
+            if len(self._urls) > 10_000:
+                self._urls.clear()
+            url = self._urls[endpoint] = yarl.URL(endpoint)
+        return url
+
+    def _answer(self, status: int, headers: Mapping[str, str]) -> Answer:
+        """How an answer with ``status`` ends the try."""
+        if status == 200 or (self._accept_any_2xx and 200 <= status < 300):
+            return Answer(status, "")
+        retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
+        if 300 <= status < 400:
+            return Answer(status, f"HTTP {status} (redirect not followed)", retry_after)
+        return Answer(status, f"HTTP {status}", retry_after)
+
     async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> Answer:
         """One try: POST ``body`` and tell how it ended, in the contract's words."""
         assert self._session is not None, "Egress.start() first"
@@ -111,20 +130,11 @@ class Egress:
         if refused is not None:
             return Answer(None, refused)
         try:
-            url = self._urls.get(endpoint)
-            if url is None:
-                if len(self._urls) > 10_000:
-                    self._urls.clear()
-                url = self._urls[endpoint] = yarl.URL(endpoint)
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+            async with self._session.post(
+                self._url(endpoint), data=body, headers=headers, allow_redirects=False
+            ) as response:
                 await response.read()
-                status = response.status
-                if status == 200 or (self._accept_any_2xx and 200 <= status < 300):
-                    return Answer(status, "")
-                retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-                if 300 <= status < 400:
-                    return Answer(status, f"HTTP {status} (redirect not followed)", retry_after)
-                return Answer(status, f"HTTP {status}", retry_after)
+                return self._answer(response.status, response.headers)
         except TimeoutError:
             return Answer(None, f"timed out after {self._timeout_s:.1f} s")
         except aiohttp.ClientConnectorError as exc:

@@ -4,9 +4,9 @@ purger (retention), started and stopped together."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from webhook_manager.background import stop_all
 from webhook_manager.delivery.batcher import Batcher
 from webhook_manager.delivery.dispatcher import Dispatcher
 from webhook_manager.delivery.egress import Egress
@@ -74,11 +74,7 @@ class Pipeline:
 
     async def stop(self) -> None:
         """Stop forming and claiming, let tries in flight end, log them, close the HTTP session."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_all(self._tasks)
         self._tasks = []
         try:
             await self.dispatcher.drain(SHUTDOWN_GRACE_S)

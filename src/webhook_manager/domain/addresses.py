@@ -9,7 +9,7 @@ import unicodedata
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def forbidden_reason(address: IPAddress) -> str | None:
+def forbidden_reason(address: IPAddress) -> str | None:  # noqa: C901 - one flat rule per kind of address
     """Why ``address`` may not receive webhooks (loopback, private, …), or None when it is public."""
     if isinstance(address, ipaddress.IPv6Address):
         # An IPv4 address wrapped in IPv6 (::ffff:a.b.c.d, NAT64 64:ff9b::/96) reaches that IPv4 address.

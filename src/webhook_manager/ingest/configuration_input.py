@@ -56,18 +56,16 @@ def check_endpoint(value: Any, *, allow_private: bool, field: str = "endpoint") 
     host = parts.hostname
     if not host:
         raise InvalidInput(field, "must name a host")
-    if not allow_private:
-        address = literal_address(host)
-        if address is not None:
-            reason = forbidden_reason(address)
-            if reason is not None:
-                raise InvalidInput(
-                    field,
-                    f"{address} is {reason}; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it",
-                )
-        elif is_localhost_name(host):
-            raise InvalidInput(
-                field,
-                "localhost is a loopback address; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it",
-            )
+    refused = None if allow_private else _private_host(host)
+    if refused is not None:
+        raise InvalidInput(field, f"{refused}; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it")
     return value
+
+
+def _private_host(host: str) -> str | None:
+    """Why a host given literally is not public (``127.0.0.1 is a loopback address``), or None."""
+    address = literal_address(host)
+    if address is None:
+        return "localhost is a loopback address" if is_localhost_name(host) else None
+    reason = forbidden_reason(address)
+    return None if reason is None else f"{address} is {reason}"

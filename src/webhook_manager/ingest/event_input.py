@@ -67,8 +67,8 @@ class TimestampReader:
         return moment.strftime(TIMESTAMP_FORMAT)
 
 
-def parse_event_batch(body: Any, *, reader: TimestampReader, now: TimestampFormatter, now_ms: int) -> EventBatch:
-    """Check a decoded ``POST /v1/event`` body; raise InvalidInput naming the field (``items[3].rowId``)."""
+def _envelope(body: Any) -> tuple[str, Action, list[Any]]:
+    """The table, action and raw items of a recording call."""
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object")
     if "table" not in body:
@@ -82,6 +82,12 @@ def parse_event_batch(body: Any, *, reader: TimestampReader, now: TimestampForma
         raise InvalidInput("items", "is required: a list of 1 to 10000 events")
     if not 1 <= len(raw) <= MAX_ITEMS:
         raise InvalidInput("items", f"must hold 1 to {MAX_ITEMS} events, not {len(raw)}")
+    return table, action, raw
+
+
+def parse_event_batch(body: Any, *, reader: TimestampReader, now: TimestampFormatter, now_ms: int) -> EventBatch:
+    """Check a decoded ``POST /v1/event`` body; raise InvalidInput naming the field (``items[3].rowId``)."""
+    table, action, raw = _envelope(body)
     received = now(now_ms)
     items: list[dict[str, Any]] = []
     append = items.append

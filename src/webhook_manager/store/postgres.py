@@ -142,10 +142,11 @@ class PostgresConnector:
                 except (*UNAVAILABLE, asyncpg.PostgresError):
                     await asyncio.sleep(WATCH_RETRY_S)
                     continue
+                closed = asyncio.Event()
                 try:
+                    conn.add_termination_listener(lambda _c, closed=closed: closed.set())
                     await conn.add_listener(CHANNEL, lambda _c, _pid, _channel, payload: wake(payload))
-                    while not conn.is_closed():
-                        await asyncio.sleep(WATCH_RETRY_S)
+                    await closed.wait()
                 except (*UNAVAILABLE, asyncpg.PostgresError):
                     pass
                 finally:

@@ -9,6 +9,7 @@ whole coroutine is driven to its end without an event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import threading
@@ -67,10 +68,8 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # the original error says more
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the original error says more
         raise
 
 
