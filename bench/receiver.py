@@ -12,15 +12,19 @@ Control endpoints on the same server (anything else POSTed counts as a webhook):
   (milliseconds), as JSON.
 - ``POST /reset`` (or ``GET /reset``), optional query ``latency=1``: clears every count; records latencies from now
   on only with ``latency=1``.
+- ``GET /rows``, on a receiver started with ``rows=True`` (the capture bench's): ``{"ids": [...], "times": [...]}``,
+  every rowId received while latency recording is on and ``time.time()`` at its receipt, in receipt order.
 
 Run it alone with ``python -m bench.receiver --port 9000``, or start it from Python with :func:`start`, which
-runs it in a separate process and returns that process and the port it listens on.
+runs it in a separate process and returns that process and the port it listens on. The benches reach it through
+:mod:`bench.harness.receiver_client`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import math
 import multiprocessing
@@ -152,6 +156,25 @@ class Counters:
         )
 
 
+_ROW_ID = re.compile(rb'"rowId"\s*:\s*(\d+)')
+
+
+class RowCounters(Counters):
+    """The counters, plus the receipt time (``time.time()``) of every rowId while latency is on."""
+
+    def reset(self, *, latency: bool) -> None:
+        super().reset(latency=latency)
+        self.row_ids = array("q")
+        self.row_times = array("d")
+
+    def webhook(self, body: bytes, now: float) -> None:
+        super().webhook(body, now)
+        if self.latency_on:
+            for row_id in _ROW_ID.findall(body):
+                self.row_ids.append(int(row_id))
+                self.row_times.append(now)
+
+
 def _chunked_body(data: bytes, start: int) -> tuple[bytes, int] | None:
     """Decode a chunked body that starts at ``start``: (body, end offset), or None while incomplete."""
     parts: list[bytes] = []
@@ -174,6 +197,15 @@ def _chunked_body(data: bytes, start: int) -> tuple[bytes, int] | None:
         pos += size + 2
 
 
+def _json_answer(body: bytes, connection: bytes) -> bytes:
+    """A 200 answer with a JSON body (``connection``: a ``Connection: close`` header line, or nothing)."""
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        len(body),
+        connection,
+        body,
+    )
+
+
 class ReceiverProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection."""
 
@@ -190,10 +222,8 @@ class ReceiverProtocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self._counters.connections += 1
         self._counters.connections_total += 1
 
@@ -201,7 +231,9 @@ class ReceiverProtocol(asyncio.Protocol):
         self._counters.connections -= 1
         self._transport = None
 
-    def data_received(self, data: bytes) -> None:
+    # One function on purpose: it runs for every read of every connection, and the benches' ceiling figures include
+    # the receiver's cost, so it stays one loop without calls per request.
+    def data_received(self, data: bytes) -> None:  # noqa: C901
         if self._buf:
             self._buf += data
             if len(self._buf) < self._need:
@@ -255,10 +287,7 @@ class ReceiverProtocol(asyncio.Protocol):
             pos = next_pos
             line_end = lower.find(b"\r\n")
             http10 = (lower[:line_end] if line_end >= 0 else lower).endswith(b"http/1.0")
-            if http10:
-                keep_alive = b"\r\nconnection: keep-alive" in lower
-            else:
-                keep_alive = b"\r\nconnection: close" not in lower
+            keep_alive = b"\r\nconnection: keep-alive" in lower if http10 else b"\r\nconnection: close" not in lower
             if head.startswith(b"POST ") and not head.startswith(b"POST /reset"):
                 counters.webhook(body, now)
                 out.append(OK if keep_alive else OK_CLOSE)
@@ -283,12 +312,10 @@ class ReceiverProtocol(asyncio.Protocol):
         path, _, query = target.partition(b"?")
         connection = b"" if keep_alive else b"Connection: close\r\n"
         if path == b"/stats":
-            body = orjson.dumps(counters.snapshot())
-            return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s" % (
-                len(body),
-                connection,
-                body,
-            )
+            return _json_answer(orjson.dumps(counters.snapshot()), connection)
+        if path == b"/rows" and isinstance(counters, RowCounters):
+            rows = {"ids": counters.row_ids.tolist(), "times": counters.row_times.tolist()}
+            return _json_answer(orjson.dumps(rows), connection)
         if path == b"/reset":
             counters.reset(latency=b"latency=1" in query)
             return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n%s\r\n" % connection
@@ -296,10 +323,13 @@ class ReceiverProtocol(asyncio.Protocol):
         return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n%s\r\n" % connection
 
 
-async def serve(host: str, port: int, conn: Connection | None = None, parent_pid: int | None = None) -> None:
-    """Listen on host:port (0: any free port) until cancelled or, with ``parent_pid``, until that parent is gone."""
+async def serve(
+    host: str, port: int, conn: Connection | None = None, parent_pid: int | None = None, rows: bool = False
+) -> None:
+    """Listen on host:port (0: any free port) until cancelled or, with ``parent_pid``, until that parent is gone;
+    with ``rows``, noting the receipt time of every rowId (``GET /rows``)."""
     loop = asyncio.get_running_loop()
-    counters = Counters()
+    counters = RowCounters() if rows else Counters()
     server = await loop.create_server(lambda: ReceiverProtocol(counters), host, port, reuse_address=True, backlog=4096)
     bound = server.sockets[0].getsockname()[1]
     if conn is not None:
@@ -314,19 +344,20 @@ async def serve(host: str, port: int, conn: Connection | None = None, parent_pid
                 return
 
 
-def _child(host: str, port: int, conn: Connection, parent_pid: int) -> None:
-    uvloop.run(serve(host, port, conn, parent_pid))
+def _child(host: str, port: int, conn: Connection, parent_pid: int, rows: bool) -> None:
+    uvloop.run(serve(host, port, conn, parent_pid, rows))
 
 
-def start(port: int = 0, host: str = "127.0.0.1", timeout: float = 10.0) -> tuple[BaseProcess, int]:
-    """Run the receiver in a new process; returns that process and the port it listens on.
+def start(port: int = 0, host: str = "127.0.0.1", timeout: float = 10.0, rows: bool = False) -> tuple[BaseProcess, int]:
+    """Run the receiver in a new process (with ``rows``, noting rowId receipt times); returns that process and the
+    port it listens on.
 
     The process ends by itself when its parent does; stop it earlier with :func:`stop`.
     """
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe(duplex=False)
     process = context.Process(
-        target=_child, args=(host, port, child_end, os.getpid()), name="bench-receiver", daemon=True
+        target=_child, args=(host, port, child_end, os.getpid(), rows), name="bench-receiver", daemon=True
     )
     process.start()
     child_end.close()
@@ -352,8 +383,8 @@ def stop(process: BaseProcess, timeout: float = 5.0) -> None:
         process.join(timeout)
 
 
-def _request(port: int, method: str, path: str, host: str = "127.0.0.1") -> Any:
-    connection = http.client.HTTPConnection(host, port, timeout=10)
+def _request(port: int, method: str, path: str, host: str = "127.0.0.1", timeout: float = 10.0) -> Any:
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request(method, path)
         response = connection.getresponse()
@@ -372,6 +403,13 @@ def get_stats(port: int, host: str = "127.0.0.1") -> Stats:
 def reset(port: int, *, latency: bool = False, host: str = "127.0.0.1") -> None:
     """Clear the receiver's counts, synchronously."""
     _request(port, "POST", "/reset?latency=1" if latency else "/reset", host)
+
+
+def get_rows(port: int, host: str = "127.0.0.1") -> tuple[list[int], list[float]]:
+    """The rowIds received while latency recording was on and their receipt times, fetched synchronously (a
+    receiver started with ``rows=True``)."""
+    doc = _request(port, "GET", "/rows", host, timeout=30.0)
+    return list(doc["ids"]), list(doc["times"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 """``python -m webhook_manager``: the same as the ``webhook-manager`` command."""
 
-from webhook_manager.cli import main
+from webhook_manager.cli import app
 
-main()
+app(prog_name="webhook-manager")
