@@ -33,18 +33,21 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 class Query:
     """A named query with its ``$n`` placeholders turned into SQLite's ``?`` and the order to bind them in."""
 
-    __slots__ = ("order", "sql")
+    __slots__ = ("_as_given", "_lists", "order", "sql")
 
     def __init__(self, sql: str) -> None:
         self.order = [int(n) - 1 for n in _PLACEHOLDER.findall(sql)]
         self.sql = _PLACEHOLDER.sub("?", sql)
+        # Most queries take their arguments once each, in order: those are bound as given (the hot paths).
+        self._as_given = self.order == list(range(len(self.order)))
+        self._lists = "json_each" in sql
 
-    def bind(self, args: Sequence[Any]) -> list[Any]:
-        return [_value(args[i]) for i in self.order]
-
-
-def _value(arg: Any) -> Any:
-    return orjson.dumps(arg).decode() if isinstance(arg, list | tuple) else arg
+    def bind(self, args: Sequence[Any]) -> Sequence[Any]:
+        if self._lists:
+            args = [orjson.dumps(a).decode() if isinstance(a, list | tuple) else a for a in args]
+        if self._as_given:
+            return args
+        return [args[i] for i in self.order]
 
 
 QUERIES = {name: Query(sql) for name, sql in load_queries("sqlite").items()}
