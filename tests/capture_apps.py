@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import IN_CI
 from tests.databases import POSTGRES_URL, postgres_database
+from tests.waiting import wait_until
 from webhook_manager.capture.spec import CaptureSpec
 
 KINDS = [
@@ -134,22 +135,25 @@ def drop_slots(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     conn = psycopg2.connect(POSTGRES_URL)
     conn.autocommit = True
-    try:
+
+    def dropped() -> bool:
         with conn.cursor() as cur:
-            for _ in range(50):
+            cur.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+                " WHERE database = %s AND active_pid IS NOT NULL",
+                (name,),
+            )
+            try:
                 cur.execute(
-                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
-                    " WHERE database = %s AND active_pid IS NOT NULL",
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s",
                     (name,),
                 )
-                try:
-                    cur.execute(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s",
-                        (name,),
-                    )
-                    return
-                except psycopg2.errors.ObjectInUse:
-                    time.sleep(0.1)
+            except psycopg2.errors.ObjectInUse:
+                return False  # its process has not ended yet
+            return True
+
+    try:
+        wait_until(dropped, timeout=5, what=f"the replication slots of {name} to be dropped")
     finally:
         conn.close()
 
@@ -182,9 +186,11 @@ def _mysql_connect(url: str) -> pymysql.connections.Connection[Any]:
     )
 
 
+@contextmanager
 def mysql_database() -> Iterator[str]:
-    """A fresh database on the MariaDB/MySQL server, its binlog checked; dropped afterwards. Skips (fails
-    under CI=true) when the server cannot be reached or does not write a row-based binlog."""
+    """A fresh database on the MariaDB/MySQL server, its binlog checked, for the block; dropped on leaving it,
+    also when the test fails. Skips (fails under CI=true) when the server cannot be reached or does not write
+    a row-based binlog."""
     try:
         admin = _mysql_connect(MYSQL_URL)
     except pymysql.err.OperationalError as exc:
@@ -212,10 +218,12 @@ def mysql_database() -> Iterator[str]:
         admin.close()
 
 
+@contextmanager
 def app_database(kind: str, tmp_path: Path) -> Iterator[AppDb]:
-    """An empty application database of ``kind`` (sqlite, postgres-logical, postgres-trigger, mysql)."""
+    """An empty application database of ``kind`` (sqlite, postgres-logical, postgres-trigger, mysql) for the
+    block; dropped (with its replication slots) on leaving it, also when the test fails."""
     if kind == "mysql":
-        for url in mysql_database():
+        with mysql_database() as url:
             yield AppDb(kind, url)
         return
     if kind == "sqlite":
@@ -223,15 +231,12 @@ def app_database(kind: str, tmp_path: Path) -> Iterator[AppDb]:
         sqlite3.connect(path).close()
         yield AppDb(kind, str(path))
         return
-    databases = postgres_database(migrated=False)
-    url = next(databases)
-    try:
-        if kind == "postgres-logical":
-            _require_logical_wal(url)
-        yield AppDb(kind, url)
-    finally:
+    with postgres_database(migrated=False) as url:
         try:
-            drop_slots(url)
-        except psycopg2.Error:
-            pass  # the slot is being released by a process that just ended: the database drop says so
-        next(databases, None)
+            if kind == "postgres-logical":
+                _require_logical_wal(url)
+            yield AppDb(kind, url)
+        finally:
+            # a slot released by a process that just ended may still be in use: the database drop says so
+            with suppress(psycopg2.Error):
+                drop_slots(url)

@@ -6,8 +6,8 @@ import asyncio
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import uvicorn
 import uvloop
 from argon2 import PasswordHasher
 
+from tests.clock import FakeClock
 from webhook_manager import accounts
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.timefmt import now_ms
@@ -52,56 +53,56 @@ class LiveServer:
 
     settings: Settings
     url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-    sock: socket.socket
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
 
 
-def start_server(
+@contextmanager
+def serving(
     settings: Settings, store: Any = None, *, run_pipeline: bool = False, clock: Clock = SYSTEM_CLOCK
-) -> LiveServer:
-    """Serve the API of ``service.running`` on a fresh socket, as ``serve`` (``run_pipeline``) or ``api`` do;
-    with ``store``, over that store instead of opening one."""
+) -> Iterator[LiveServer]:
+    """The API of ``service.running`` served on a fresh socket while the block runs, as ``serve``
+    (``run_pipeline``) or ``api`` do; with ``store``, over that store instead of opening one. Stopped on
+    leaving the block, also when the test fails; an error the server thread ended with fails the test."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    ready = threading.Event()
+    started = threading.Event()  # set once uvicorn listens, or the thread has ended
     holder: dict[str, Any] = {}
 
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            started.set()
+
     async def main() -> None:
-        try:
-            async with running(settings, pipeline=run_pipeline, store=store, clock=clock) as service:
-                config = uvicorn.Config(service.app(), log_level="warning", lifespan="off")
-                holder["server"] = server = uvicorn.Server(config)
-                ready.set()
-                await server.serve(sockets=[sock])
-        finally:
-            ready.set()
+        async with running(settings, pipeline=run_pipeline, store=store, clock=clock) as service:
+            config = uvicorn.Config(service.app(), log_level="warning", lifespan="off")
+            holder["server"] = server = _Server(config)
+            await server.serve(sockets=[sock])
 
     def serve() -> None:
         try:
             uvloop.run(main())
         except BaseException as exc:  # handed to the test
             holder["error"] = exc
+        finally:
+            started.set()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    ready.wait(15)
-    server = holder.get("server")
-    deadline = time.monotonic() + 15
-    while server is None or not server.started:
-        if "error" in holder:
-            raise RuntimeError("the test server did not start") from holder["error"]
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    return LiveServer(settings, f"http://127.0.0.1:{port}", server, thread, sock)
+    try:
+        if not started.wait(15) or not getattr(holder.get("server"), "started", False):
+            raise RuntimeError("the test server did not start") from holder.get("error")
+        yield LiveServer(settings, f"http://127.0.0.1:{port}")
+    finally:
+        if "server" in holder:
+            holder["server"].should_exit = True
+        thread.join(15)
+        sock.close()
+    if thread.is_alive():
+        raise RuntimeError("the test server did not stop within 15 s")
+    if "error" in holder:
+        raise RuntimeError("the test server failed") from holder["error"]
 
 
 def sqlite_file(settings: Settings) -> Path:
@@ -110,10 +111,15 @@ def sqlite_file(settings: Settings) -> Path:
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[LiveServer]:
-    live = start_server(settings)
-    yield live
-    live.stop()
+def clock() -> FakeClock:
+    """A clock that moves only when the test says (``clock.advance(ms)``); the ``server`` fixture serves on it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def server(settings: Settings, clock: FakeClock) -> Iterator[LiveServer]:
+    with serving(settings, clock=clock) as live:
+        yield live
 
 
 @pytest.fixture

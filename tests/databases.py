@@ -7,6 +7,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -64,9 +65,10 @@ async def _build_template() -> None:
 _template_ready = False
 
 
+@contextmanager
 def postgres_database(*, migrated: bool = True) -> Iterator[str]:
-    """A fresh database, migrated (cloned from the template) or empty; dropped afterwards. Skips (fails under
-    CI=true) when the server cannot be reached."""
+    """A fresh database, migrated (cloned from the template) or empty, for the block; dropped on leaving it,
+    also when the test fails. Skips (fails under CI=true) when the server cannot be reached."""
     global _template_ready
     if not _template_ready:
         try:

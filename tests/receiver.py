@@ -3,7 +3,8 @@
 Routes: ``/status/{code}`` answers that status; ``/ok/{name}`` answers 200 (names tell endpoints apart);
 ``/flaky/{n}`` answers 500 to the first n tries of each webhook id, then 200; ``/retry-after/{seconds}``
 answers 429 with Retry-After the first time, then 200; ``/slow/{seconds}`` sleeps first; ``/redirect``
-answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers.
+answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers. (The sleeps of
+``/slow`` and ``/hang`` are what those receivers are for, a slow or silent endpoint; no test waits on them.)
 """
 
 from __future__ import annotations
@@ -46,12 +47,11 @@ class Receiver:
         """Decoded bodies of the webhooks answered 200, optionally to one path."""
         return [r.json for r in self.received if path is None or r.path == path]
 
-    async def wait_for(self, count: int, path: str | None = None, timeout: float = 20.0) -> list[Any]:
-        """Wait until ``count`` requests (to ``path``) have arrived."""
-        async with asyncio.timeout(timeout):
-            while len(self.bodies(path)) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
+    async def wait_for(self, count: int, path: str | None = None) -> list[Any]:
+        """Wait until ``count`` requests (to ``path``) have arrived (bound it with ``asyncio.timeout``)."""
+        while len(self.bodies(path)) < count:
+            self.arrived.clear()
+            await self.arrived.wait()
         return self.bodies(path)
 
     async def _record(self, request: web.Request) -> Received:
@@ -85,7 +85,7 @@ class Receiver:
 
     async def slow(self, request: web.Request) -> web.Response:
         await self._record(request)
-        await asyncio.sleep(float(request.match_info["seconds"]))
+        await asyncio.sleep(float(request.match_info["seconds"]))  # not synchronisation: a slow endpoint
         return web.Response(status=200)
 
     async def redirect(self, request: web.Request) -> web.Response:
@@ -102,7 +102,7 @@ class Receiver:
 
     async def hang(self, request: web.Request) -> web.Response:
         await self._record(request)
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # not synchronisation: an endpoint that never answers
         return web.Response(status=200)
 
     async def start(self) -> None:
@@ -148,7 +148,13 @@ class ThreadedReceiver:
         return list(self.receiver.received)
 
     def wait_for(self, count: int, path: str | None = None, timeout: float = 20.0) -> list[Any]:
-        return asyncio.run_coroutine_threadsafe(self.receiver.wait_for(count, path, timeout), self._loop).result()
+        """Wait until ``count`` requests (to ``path``) have arrived, for at most ``timeout`` seconds."""
+
+        async def bounded() -> list[Any]:
+            async with asyncio.timeout(timeout):
+                return await self.receiver.wait_for(count, path)
+
+        return asyncio.run_coroutine_threadsafe(bounded(), self._loop).result()
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.receiver.stop(), self._loop).result(10)

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 COMMAND = str(Path(sys.executable).parent / "webhook-manager")
 
@@ -66,9 +69,11 @@ class Served:
         self.process, self.url, self.banner = process, url, banner
 
 
+@contextmanager
 def serve(workdir: Path, *args: str, env: dict[str, str] | None = None, command: str = "serve") -> Iterator[Served]:
-    """``webhook-manager serve`` (or ``api``) on a free port, until the test is done with it; its log goes to
-    a file in ``workdir``, so a chatty process never blocks on a full pipe."""
+    """``webhook-manager serve`` (or ``api``) on a free port, for the block; killed on leaving it unless it
+    has exited already, also when the test fails. Its log goes to a file in ``workdir``, so a chatty process
+    never blocks on a full pipe."""
     port = free_port()
     log = (workdir / f"{command}-{port}.log").open("w")
     process = subprocess.Popen(
@@ -79,8 +84,8 @@ def serve(workdir: Path, *args: str, env: dict[str, str] | None = None, command:
         stderr=log,
         text=True,
     )
-    banner: list[str] = []
     try:
+        banner: list[str] = []
         deadline = time.monotonic() + 30
         assert process.stdout is not None
         while time.monotonic() < deadline:
@@ -89,9 +94,10 @@ def serve(workdir: Path, *args: str, env: dict[str, str] | None = None, command:
                 break
             banner.append(line)
             if "listening on" in line:
-                yield Served(process, f"http://127.0.0.1:{port}", banner)
-                return
-        pytest.fail(f"{command} did not start: {banner} {(workdir / log.name).read_text()}")
+                break
+        if not banner or "listening on" not in banner[-1]:
+            pytest.fail(f"{command} did not start: {banner} {(workdir / log.name).read_text()}")
+        yield Served(process, f"http://127.0.0.1:{port}", banner)
     finally:
         if process.poll() is None:
             process.kill()
@@ -99,17 +105,25 @@ def serve(workdir: Path, *args: str, env: dict[str, str] | None = None, command:
         log.close()
 
 
-def start_worker(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """``webhook-manager worker``, started and running (its log in ``workdir``)."""
+@contextmanager
+def start_worker(workdir: Path, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``webhook-manager worker``, started and running (its log in ``workdir``), for the block; killed on
+    leaving it unless it has exited already, also when the test fails."""
     log_path = workdir / f"worker-{time.monotonic_ns()}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [COMMAND, "worker", *args], cwd=workdir, env={**os.environ, **env}, stdout=log, stderr=log, text=True
         )
-    deadline = time.monotonic() + 30
-    while "worker running" not in log_path.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
+    try:
+
+        def running() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"worker exited with {process.returncode}: {log_path.read_text()}")
+            return "worker running" in log_path.read_text()
+
+        wait_until(running, timeout=30, what=lambda: f"the worker to start: {log_path.read_text()}")
+        yield process
+    finally:
+        if process.poll() is None:
             process.kill()
-            pytest.fail(f"worker did not start: {log_path.read_text()}")
-        time.sleep(0.05)
-    return process
+        process.wait()

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from tests.acceptance.cli import PASSWORD, account_create, free_port, serve, wm
 from tests.capture_apps import AppDb, app_database
 from tests.conftest import IN_CI
 from tests.receiver import ThreadedReceiver
+from tests.waiting import wait_until
 
 PG_BIN = (
     Path("/usr/lib/postgresql")
@@ -42,14 +42,14 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> Iterator[AppDb]:
-    for app in app_database("sqlite", tmp_path):
+    with app_database("sqlite", tmp_path) as app:
         app.create_product_table()
         yield app
 
 
 @pytest.fixture
 def pg_app(tmp_path: Path) -> Iterator[AppDb]:
-    for app in app_database("postgres-logical", tmp_path):
+    with app_database("postgres-logical", tmp_path) as app:
         app.create_product_table()
         yield app
 
@@ -163,7 +163,8 @@ def test_postgres_misconfigurations_each_say_what_to_change(workdir: Path, pg_ap
         "--client-code", "1", "--tables", "product",
     )  # fmt: skip
     error = one_line_error(unreachable)
-    assert error.startswith("cannot connect to mysql mysql://nobody:***@127.0.0.1:1/app: ") and "secret" not in error
+    assert error.startswith("cannot connect to mysql mysql://nobody:***@127.0.0.1:1/app: ")
+    assert "secret" not in error
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +232,7 @@ def test_serve_runs_the_capture_sections_of_its_settings_file(workdir: Path, sql
     assert account_create(workdir, "555", "alice").returncode == 0
     receiver = ThreadedReceiver()
     try:
-        for served in serve(workdir, "--config", "settings.toml"):
+        with serve(workdir, "--config", "settings.toml") as served:
             with httpx.Client(base_url=served.url, timeout=10) as http:
                 login = http.post(
                     "/api/",
@@ -291,16 +292,23 @@ def private_mariadb(*options: str) -> Iterator[str]:
             stdout=log, stderr=log,
         )  # fmt: skip
     url = f"mysql://root@127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
+        except pymysql.err.OperationalError:
+            if process.poll() is not None:
+                pytest.fail(f"private MariaDB exited: {(data / 'log').read_text()[-2000:]}")
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
-                break
-            except pymysql.err.OperationalError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"private MariaDB did not start: {(data / 'log').read_text()[-2000:]}")
-                time.sleep(0.2)
+        wait_until(
+            answers,
+            timeout=60,
+            pause=0.2,
+            what=lambda: f"private MariaDB to start: {(data / 'log').read_text()[-2000:]}",
+        )
         yield url
     finally:
         process.terminate()
@@ -369,13 +377,15 @@ def test_mysql_misconfigurations_each_say_what_to_change(workdir: Path) -> None:
         done = mysql_capture(workdir, app, "--setup")
         assert done.returncode == 0, done.stderr
         _on(server, "INSERT INTO app.product VALUES (1)", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
-        deadline = time.monotonic() + 30
-        while _binlogs(server)[0] != "mysql-bin.000003":  # a log is kept until its checkpoint is done
-            assert time.monotonic() < deadline, _binlogs(server)
-            _on(server, "PURGE BINARY LOGS TO 'mysql-bin.000003'")
-            time.sleep(0.1)
+
+        def purged_to_3() -> bool:
+            _on(server, "PURGE BINARY LOGS TO 'mysql-bin.000003'")  # a log is kept until its checkpoint is done
+            return _binlogs(server)[0] == "mysql-bin.000003"
+
+        wait_until(purged_to_3, timeout=30, pause=0.1, what=lambda: f"binlogs purged to 3: {_binlogs(server)}")
         purged = one_line_error(mysql_capture(workdir, app))
-        assert purged.startswith("the stored binlog position mysql-bin.000001:") and purged.endswith(
+        assert purged.startswith("the stored binlog position mysql-bin.000001:")
+        assert purged.endswith(
             "is no longer on the server (its binlogs were purged), so the changes since are lost: run capture"
             " mysql … --teardown, then --setup, to start again from now"
         )

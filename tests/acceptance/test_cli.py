@@ -18,9 +18,10 @@ def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
     assert "alice" in created.stdout
     assert (workdir / "var" / "webhook-manager.db").exists()
 
-    for served in serve(workdir, "--allow-private-endpoints"):
+    with serve(workdir, "--allow-private-endpoints") as served:
         line = served.banner[-1]
-        assert served.url in line and f"{served.url}/api/docs" in line
+        assert served.url in line
+        assert f"{served.url}/api/docs" in line
         # An account existed, so nothing was bootstrapped.
         assert not any("password" in b for b in served.banner)
         with httpx.Client(base_url=served.url, timeout=10) as http:
@@ -54,7 +55,8 @@ def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
                 json={**body, "action": "update", "disabled": True},
                 headers=headers,
             )
-            assert replaced.status_code == 200 and replaced.json()["action"] == "update"
+            assert replaced.status_code == 200
+            assert replaced.json()["action"] == "update"
             assert replaced.json()["disabled"] is True
             assert http.get(f"/v1/webhook-configuration/{cid}", headers=headers).json() == replaced.json()
             removed = http.delete(f"/v1/webhook-configuration/{cid}", headers=headers)
@@ -65,11 +67,13 @@ def test_account_create_serve_login_crud_and_sigterm(workdir: Path) -> None:
 
 
 def test_first_start_bootstraps_an_admin_once(workdir: Path) -> None:
-    for served in serve(workdir):
+    with serve(workdir) as served:
         text = "".join(served.banner)
         password = re.search(r"password (\S+)\n", text)
         assert password is not None, text
-        assert "clientCode 100" in text and "username admin" in text and "curl" in text
+        assert "clientCode 100" in text
+        assert "username admin" in text
+        assert "curl" in text
         with httpx.Client(base_url=served.url, timeout=10) as http:
             answer = http.post(
                 "/api/",
@@ -83,14 +87,14 @@ def test_first_start_bootstraps_an_admin_once(workdir: Path) -> None:
             assert answer["status"]["errorCode"] == 0
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=20) == 0
-    for served in serve(workdir):
+    with serve(workdir) as served:
         assert not any("password" in line for line in served.banner)
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=20) == 0
 
 
 def test_no_bootstrap_account(workdir: Path) -> None:
-    for served in serve(workdir, "--no-bootstrap-account"):
+    with serve(workdir, "--no-bootstrap-account") as served:
         assert not any("password" in line for line in served.banner)
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=20) == 0
@@ -106,21 +110,26 @@ def test_a_bad_setting_stops_start_up_with_one_line(workdir: Path, monkeypatch: 
 
 def test_account_create_refuses_bad_input_naming_the_flag(workdir: Path) -> None:
     bad_code = account_create(workdir, "a b", "x")
-    assert bad_code.returncode != 0 and "--client-code" in bad_code.stderr
+    assert bad_code.returncode != 0
+    assert "--client-code" in bad_code.stderr
     short = account_create(workdir, "1", "x", "short")
-    assert short.returncode != 0 and "password" in short.stderr
+    assert short.returncode != 0
+    assert "password" in short.stderr
     assert account_create(workdir, "1", "x").returncode == 0
     again = account_create(workdir, "1", "x")
-    assert again.returncode == 1 and "exists already" in again.stderr
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
     for result in (bad_code, short, again):
         assert "Traceback" not in result.stderr
 
 
 def test_migrate(workdir: Path) -> None:
     first = wm(workdir, "migrate")
-    assert first.returncode == 0 and "applied migrations [1, 2]" in first.stdout
+    assert first.returncode == 0
+    assert "applied migrations [1, 2]" in first.stdout
     second = wm(workdir, "migrate")
-    assert second.returncode == 0 and "up to date" in second.stdout
+    assert second.returncode == 0
+    assert "up to date" in second.stdout
 
 
 def test_a_file_that_is_not_a_store_stops_with_one_line(workdir: Path) -> None:
@@ -130,4 +139,5 @@ def test_a_file_that_is_not_a_store_stops_with_one_line(workdir: Path) -> None:
         result = wm(workdir, *args)
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
-        assert "store unavailable" in result.stderr and "not a database" in result.stderr
+        assert "store unavailable" in result.stderr
+        assert "not a database" in result.stderr

@@ -18,6 +18,7 @@ import pytest
 from tests.acceptance.cli import account_create, serve
 from tests.databases import in_thread, postgres_database
 from tests.receiver import ThreadedReceiver
+from tests.waiting import wait_until
 
 EVENTS = 5000
 SETTINGS = {
@@ -33,7 +34,7 @@ def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield dict(SETTINGS)
     else:
-        for url in postgres_database(migrated=False):
+        with postgres_database(migrated=False) as url:
             yield {**SETTINGS, "WEBHOOK_MANAGER_DATABASE_URL": url}
 
 
@@ -59,7 +60,7 @@ def test_kill_9_then_start_again_delivers_everything(workdir: Path, store_env: d
     try:
         assert account_create(workdir, env=store_env).returncode == 0
         before_kill: list[str] = []
-        for served in serve(workdir, "--allow-private-endpoints", env=store_env):
+        with serve(workdir, "--allow-private-endpoints", env=store_env) as served:
             with httpx.Client(base_url=served.url, timeout=30) as http:
                 login = http.post(
                     "/api/",
@@ -87,20 +88,26 @@ def test_kill_9_then_start_again_delivers_everything(workdir: Path, store_env: d
             before_kill = [r.json["id"] for r in receiver.received]
         assert 40 <= len(before_kill) < EVENTS // 10, "the kill came too late to prove anything"
 
-        for served in serve(workdir, "--allow-private-endpoints", env=store_env):
+        with serve(workdir, "--allow-private-endpoints", env=store_env) as served:
+
+            def rows_delivered() -> int:
+                return len({item["rowId"] for r in receiver.received for item in r.json["items"]})
+
             deadline = time.monotonic() + 60
-            while True:
-                ids = [r.json["id"] for r in receiver.received]
-                rows = {item["rowId"] for r in receiver.received for item in r.json["items"]}
-                if len(rows) == EVENTS:
-                    break
-                assert time.monotonic() < deadline, f"{len(rows)} of {EVENTS} events delivered"
-                time.sleep(0.1)
+            wait_until(
+                lambda: rows_delivered() == EVENTS,
+                timeout=60,
+                pause=0.1,
+                what=lambda: f"{EVENTS} events delivered ({rows_delivered()} so far)",
+            )
             # On PostgreSQL other workers may be alive, so a lease is not dropped at start: what was in
             # flight waits for its lease to run out (timeout + 10 s), then goes again.
-            while webhook_statuses(workdir, store_env) != {"sent": EVENTS // 10}:
-                assert time.monotonic() < deadline + 30, webhook_statuses(workdir, store_env)
-                time.sleep(0.5)
+            wait_until(
+                lambda: webhook_statuses(workdir, store_env) == {"sent": EVENTS // 10},
+                timeout=deadline + 30 - time.monotonic(),
+                pause=0.5,
+                what=lambda: f"every webhook sent: {webhook_statuses(workdir, store_env)}",
+            )
             served.process.send_signal(signal.SIGTERM)
             assert served.process.wait(20) == 0
 

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import TracebackType
 
 import httpx
 import orjson
@@ -19,14 +19,18 @@ import pytest
 from tests.acceptance.cli import PASSWORD, Served, account_create, serve, start_worker
 from tests.databases import postgres_database
 from tests.receiver import ThreadedReceiver
+from tests.waiting import wait_until
 from webhook_manager.delivery.signing import erply_hmac
 
 pytestmark = pytest.mark.postgres
 
+OUTAGE_S = 10
+
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    yield from postgres_database(migrated=False)
+    with postgres_database(migrated=False) as url:
+        yield url
 
 
 @pytest.fixture
@@ -37,27 +41,43 @@ def receiver() -> Iterator[ThreadedReceiver]:
 
 
 class Cluster:
-    """api and worker processes on one PostgreSQL database."""
+    """api and worker processes on one PostgreSQL database, for a ``with`` block: leaving the block normally
+    stops them (:meth:`stop`); leaving it with an error kills them."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], *, apis: int, workers: int) -> None:
         self.workdir, self.env = workdir, env
         self.apis: list[Served] = []
         self.workers: list[subprocess.Popen[str]] = []
+        self._counts = (apis, workers)
         self._stack = contextlib.ExitStack()
+        self._stopped = False
 
-    def start(self, apis: int, workers: int) -> Cluster:
-        for _ in range(apis):
-            served = serve(
-                self.workdir, "--allow-private-endpoints", "--no-bootstrap-account", env=self.env, command="api"
-            )
-            self.apis.append(next(served))
-            self._stack.callback(next, served, None)
-        for _ in range(workers):
-            self.workers.append(start_worker(self.workdir, self.env, "--allow-private-endpoints"))
+    def __enter__(self) -> Cluster:
+        apis, workers = self._counts
+        with self._stack:  # on an error while starting, what was started is killed
+            for _ in range(apis):
+                served = serve(
+                    self.workdir, "--allow-private-endpoints", "--no-bootstrap-account", env=self.env, command="api"
+                )
+                self.apis.append(self._stack.enter_context(served))
+            for _ in range(workers):
+                worker = start_worker(self.workdir, self.env, "--allow-private-endpoints")
+                self.workers.append(self._stack.enter_context(worker))
+            self._stack = self._stack.pop_all()
         return self
 
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.stop()
+        else:
+            self._stack.close()
+
     def stop(self) -> None:
-        """SIGTERM to every process; each must stop cleanly (exit 0), but for those killed on purpose."""
+        """SIGTERM to every process; each must stop cleanly (exit 0), but for those killed on purpose. Once
+        stopped, no process sends anything more."""
+        if self._stopped:
+            return
+        self._stopped = True
         for process in [*self.workers, *(api.process for api in self.apis)]:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -95,19 +115,29 @@ def record(apis: list[Served], headers: list[dict[str, str]], table: str, rows: 
         assert answer.status_code == 200, answer.text
 
 
-def wait_for_rows(receiver: ThreadedReceiver, expected: Counter[tuple[str, str, int]], timeout: float) -> Counter[Any]:
-    """Wait until every (secret, table, rowId) expected has arrived; return what arrived."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got: Counter[tuple[str, str, int]] = Counter()
-        for r in receiver.received:
-            body = r.json
-            secret = next(s for s in ("a", "b", "c") if erply_hmac(s, body["id"]) == body["hmac"])
-            got.update((secret, body["table"], item["rowId"]) for item in body["items"])
-        if all(got[k] >= n for k, n in expected.items()):
-            return got
-        assert time.monotonic() < deadline, f"{sum(got.values())} of {sum(expected.values())} events arrived"
-        time.sleep(0.2)
+def rows(receiver: ThreadedReceiver) -> Counter[tuple[str, str, int]]:
+    """(secret, table, rowId) of every event that arrived, counted."""
+    got: Counter[tuple[str, str, int]] = Counter()
+    for r in receiver.received:
+        body = r.json
+        secret = next(s for s in ("a", "b", "c") if erply_hmac(s, body["id"]) == body["hmac"])
+        got.update((secret, body["table"], item["rowId"]) for item in body["items"])
+    return got
+
+
+def wait_for_rows(receiver: ThreadedReceiver, expected: Counter[tuple[str, str, int]], timeout: float) -> None:
+    """Wait until every (secret, table, rowId) expected has arrived."""
+
+    def arrived() -> bool:
+        got = rows(receiver)
+        return all(got[k] >= n for k, n in expected.items())
+
+    wait_until(
+        arrived,
+        timeout,
+        pause=0.2,
+        what=lambda: f"{sum(expected.values())} events ({sum(rows(receiver).values())} arrived)",
+    )
 
 
 def account(workdir: Path, env: dict[str, str]) -> None:
@@ -120,8 +150,7 @@ def test_two_apis_and_three_workers_deliver_50000_events_exactly_once(
 ) -> None:
     env = {"WEBHOOK_MANAGER_DATABASE_URL": database, "WEBHOOK_MANAGER_BATCH_LINGER_MS": "50"}
     account(workdir, env)
-    cluster = Cluster(workdir, env).start(apis=2, workers=3)
-    try:
+    with Cluster(workdir, env, apis=2, workers=3) as cluster:
         headers = [login(api) for api in cluster.apis]
         configure(cluster.apis[0], headers[0], receiver.url("/status/200"), "product", "a")
         configure(cluster.apis[1], headers[1], receiver.url("/status/200"), "product", "b")
@@ -131,15 +160,12 @@ def test_two_apis_and_three_workers_deliver_50000_events_exactly_once(
         expected = Counter({("a", "product", i): 1 for i in range(30_000)})
         expected.update({("b", "product", i): 1 for i in range(30_000)})
         expected.update({("c", "invoice", i): 1 for i in range(20_000)})
-        got = wait_for_rows(receiver, expected, timeout=120)
-        time.sleep(1)  # anything sent twice would arrive by now
-        got = wait_for_rows(receiver, expected, timeout=1)
-        assert got == expected  # every event in exactly one webhook per matching configuration
-        ids = Counter(r.json["id"] for r in receiver.received)
-        assert ids.most_common(1)[0][1] == 1  # no webhook sent twice
-        assert all(int(r.json["eventCount"]) <= 100 for r in receiver.received)
-    finally:
-        cluster.stop()
+        wait_for_rows(receiver, expected, timeout=120)
+        cluster.stop()  # nothing is sent after this: what arrived is all that ever will, so it can be counted
+    assert rows(receiver) == expected  # every event in exactly one webhook per matching configuration
+    ids = Counter(r.json["id"] for r in receiver.received)
+    assert ids.most_common(1)[0][1] == 1  # no webhook sent twice
+    assert all(int(r.json["eventCount"]) <= 100 for r in receiver.received)
 
 
 def test_a_worker_killed_mid_run_loses_nothing(workdir: Path, database: str, receiver: ThreadedReceiver) -> None:
@@ -150,8 +176,7 @@ def test_a_worker_killed_mid_run_loses_nothing(workdir: Path, database: str, rec
         "WEBHOOK_MANAGER_MAX_IN_FLIGHT_PER_ENDPOINT": "4",
     }
     account(workdir, env)
-    cluster = Cluster(workdir, env).start(apis=1, workers=3)
-    try:
+    with Cluster(workdir, env, apis=1, workers=3) as cluster:
         headers = [login(cluster.apis[0])]
         configure(cluster.apis[0], headers[0], receiver.url("/slow/0.05"), "product", "a")
         record(cluster.apis, headers, "product", range(3000))
@@ -159,14 +184,13 @@ def test_a_worker_killed_mid_run_loses_nothing(workdir: Path, database: str, rec
         cluster.workers[0].send_signal(signal.SIGKILL)
         cluster.workers[0].wait(10)
         before_kill = [r.json["id"] for r in receiver.received]
-        got = wait_for_rows(receiver, Counter({("a", "product", i): 1 for i in range(3000)}), timeout=120)
-        assert set(got) == {("a", "product", i) for i in range(3000)}
-        ids = Counter(r.json["id"] for r in receiver.received)
-        doubled = {i for i, n in ids.items() if n > 1}
-        assert doubled <= set(before_kill)  # only what the dead worker had in flight
-        assert len(doubled) <= 4 + 4  # its share of tries in flight (4), plus any it had claimed and not begun
-    finally:
-        cluster.stop()
+        wait_for_rows(receiver, Counter({("a", "product", i): 1 for i in range(3000)}), timeout=120)
+        cluster.stop()  # nothing is sent after this: what arrived is all that ever will, so it can be counted
+    assert set(rows(receiver)) == {("a", "product", i) for i in range(3000)}
+    ids = Counter(r.json["id"] for r in receiver.received)
+    doubled = {i for i, n in ids.items() if n > 1}
+    assert doubled <= set(before_kill)  # only what the dead worker had in flight
+    assert len(doubled) <= 4 + 4  # its share of tries in flight (4), plus any it had claimed and not begun
 
 
 def test_postgresql_stopped_for_10_s_then_started_loses_nothing(
@@ -174,44 +198,48 @@ def test_postgresql_stopped_for_10_s_then_started_loses_nothing(
 ) -> None:
     env = {"WEBHOOK_MANAGER_DATABASE_URL": database}
     account(workdir, env)
-    cluster = Cluster(workdir, env).start(apis=1, workers=2)
-    try:
+    with Cluster(workdir, env, apis=1, workers=2) as cluster:
         api = cluster.apis[0]
         headers = [login(api)]
         configure(api, headers[0], receiver.url("/status/200"), "product", "a")
         record(cluster.apis, headers, "product", range(5000))
         receiver.wait_for(1)
         pg_ctl("stop")
+        stopped_at = time.monotonic()
         try:
-            time.sleep(1)
+            wait_until(lambda: httpx.get(f"{api.url}/readyz", timeout=10).status_code == 503, timeout=10, pause=0.1)
             ready = httpx.get(f"{api.url}/readyz", timeout=10)
-            assert ready.status_code == 503 and "store unavailable" in ready.json()["error"]
+            assert ready.status_code == 503
+            assert "store unavailable" in ready.json()["error"]
             outage = httpx.post(
                 f"{api.url}/v1/event",
                 json={"table": "product", "action": "insert", "items": [{"rowId": 1}]},
                 headers=headers[0],
             )
             assert outage.status_code == 503  # refused, not accepted and lost
-            time.sleep(9)
+            # not synchronisation: the outage lasts OUTAGE_S, as the test says
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
         finally:
             pg_ctl("start")
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{api.url}/readyz", timeout=10).status_code != 200:
-            assert time.monotonic() < deadline, "the api did not reconnect"
-            time.sleep(0.5)
+        wait_until(
+            lambda: httpx.get(f"{api.url}/readyz", timeout=10).status_code == 200,
+            timeout=60,
+            pause=0.5,
+            what="the api to reconnect",
+        )
         record(cluster.apis, headers, "product", range(5000, 6000))
-        got = wait_for_rows(receiver, Counter({("a", "product", i): 1 for i in range(6000)}), timeout=120)
-        assert set(got) == {("a", "product", i) for i in range(6000)}
+        wait_for_rows(receiver, Counter({("a", "product", i): 1 for i in range(6000)}), timeout=120)
+        assert set(rows(receiver)) == {("a", "product", i) for i in range(6000)}
         assert all(cluster_process.poll() is None for cluster_process in cluster.workers)
-    finally:
-        cluster.stop()
 
 
 def pg_ctl(action: str) -> None:
     version = next(iter(sorted(p.name for p in Path("/etc/postgresql").iterdir())))
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True, timeout=60)
     if action == "start":
-        for _ in range(60):
-            if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0:
-                return
-            time.sleep(0.5)
+        wait_until(
+            lambda: subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0,
+            timeout=30,
+            pause=0.5,
+            what="PostgreSQL to accept connections",
+        )

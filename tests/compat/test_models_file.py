@@ -41,14 +41,15 @@ def test_the_file_is_a_draft_4_schema_with_a_comment() -> None:
 
 
 def test_it_defines_the_models_of_the_api() -> None:
-    assert EXPECTED_MODELS <= set(model_definitions())
+    assert set(model_definitions()) >= EXPECTED_MODELS
 
 
 @pytest.mark.parametrize("name", sorted(model_definitions()))
 def test_each_model_is_an_object_with_typed_properties(name: str) -> None:
     model = model_definitions()[name]
     assert model["type"] == "object"
-    assert isinstance(model["properties"], dict) and model["properties"]
+    assert isinstance(model["properties"], dict)
+    assert model["properties"]
     for where, node in _nodes(model, name):
         if where == name:
             continue
@@ -58,7 +59,8 @@ def test_each_model_is_an_object_with_typed_properties(name: str) -> None:
         if node.get("type") == "array":
             assert isinstance(node.get("items"), dict), f"{where}: an array says what its items are"
         if "enum" in node:
-            assert isinstance(node["enum"], list) and node["enum"], where
+            assert isinstance(node["enum"], list), where
+            assert node["enum"], where
         assert not {"description", "example", "examples"} & set(node), f"{where}: facts only"
 
 

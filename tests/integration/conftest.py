@@ -20,7 +20,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store' / 'wm.db'}"
     else:
-        yield from postgres_database()
+        with postgres_database() as url:
+            yield url
 
 
 @pytest.fixture(params=STORES)
@@ -29,7 +30,8 @@ def blank_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store' / 'wm.db'}"
     else:
-        yield from postgres_database(migrated=False)
+        with postgres_database(migrated=False) as url:
+            yield url
 
 
 @pytest.fixture

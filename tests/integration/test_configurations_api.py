@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Client, LiveServer, create_account, run, start_server, verify_user
+from tests.clock import FakeClock
+from tests.conftest import Client, LiveServer, create_account, run, serving, verify_user
 from tests.swagger import problems, strict_definitions
 from webhook_manager import accounts
 from webhook_manager.domain.model import Session
@@ -53,7 +53,8 @@ class Check:
     def config(self, answer: httpx.Response) -> dict[str, Any]:
         body: dict[str, Any] = self._json(answer, 200, {"$ref": "#/definitions/models.WebhookConfiguration"})
         assert ID.match(body["id"]), body
-        assert TIME.match(body["createdat"]) and TIME.match(body["updatedat"]), body
+        assert TIME.match(body["createdat"]), body
+        assert TIME.match(body["updatedat"]), body
         assert body["updatedat"] >= body["createdat"], body
         return body
 
@@ -61,7 +62,9 @@ class Check:
         node = {"type": "array", "items": {"$ref": "#/definitions/models.WebhookConfiguration"}}
         body: list[dict[str, Any]] = self._json(answer, 200, node)
         for one in body:
-            assert ID.match(one["id"]) and TIME.match(one["createdat"]) and TIME.match(one["updatedat"]), one
+            assert ID.match(one["id"]), one
+            assert TIME.match(one["createdat"]), one
+            assert TIME.match(one["updatedat"]), one
         return body
 
     def removed(self, answer: httpx.Response) -> None:
@@ -128,22 +131,24 @@ def stored_key(settings: Settings, code: str, expires_in: int) -> str:
 # 1. Swagger conformance and the life of a configuration
 
 
-def test_configuration_life_conforms_to_swagger(http: httpx.Client, login: Any, check: Check) -> None:
+def test_configuration_life_conforms_to_swagger(http: httpx.Client, login: Any, check: Check, clock: FakeClock) -> None:
     alice = login("1001")
     assert listing(http, check, alice) == []
     made = create(http, check, alice)
     assert {k: made[k] for k in VALID} == VALID
-    assert made["clientcode"] == "1001" and made["disabled"] is False
+    assert made["clientcode"] == "1001"
+    assert made["disabled"] is False
     assert made["createdat"] == made["updatedat"]
     assert fetch(http, check, alice, made["id"]) == made
     assert listing(http, check, alice) == [made]
 
-    time.sleep(0.005)
+    clock.advance(5)  # so that updatedat differs
     changed = {"table": "invoice", "action": "delete", "secret": "", "disabled": True}
     changed["endpoint"] = "https://other.example.org:8443/in"
     replaced = check.config(send(http, "PUT", alice, made["id"], changed))
     assert {k: replaced[k] for k in changed} == changed
-    assert replaced["id"] == made["id"] and replaced["createdat"] == made["createdat"]
+    assert replaced["id"] == made["id"]
+    assert replaced["createdat"] == made["createdat"]
     assert replaced["clientcode"] == "1001"
     assert replaced["updatedat"] > made["updatedat"]
     assert fetch(http, check, alice, made["id"]) == replaced
@@ -274,17 +279,35 @@ def endpoint(url: str) -> Any:
     return pytest.param(body(endpoint=url), "endpoint", id=f"endpoint={url[:40]}")
 
 
-PRIVATE = (
-    "http://127.0.0.1/x http://127.1/x http://2130706433/x http://0x7f.0.0.1/x http://017700000001/x "
-    "http://localhost:8080/x http://api.localhost/x http://10.0.0.1/x http://192.168.1.1/x http://172.16.0.1/x "
-    "http://169.254.169.254/latest http://[::1]/x http://[fe80::1]/x http://[::ffff:127.0.0.1]/x "
-    "http://[64:ff9b::7f00:1]/x http://[fc00::1]/x http://0.0.0.0/x http://224.0.0.1/x"
-).split()
+PRIVATE = [
+    "http://127.0.0.1/x",
+    "http://127.1/x",
+    "http://2130706433/x",
+    "http://0x7f.0.0.1/x",
+    "http://017700000001/x",
+    "http://localhost:8080/x",
+    "http://api.localhost/x",
+    "http://10.0.0.1/x",
+    "http://192.168.1.1/x",
+    "http://172.16.0.1/x",
+    "http://169.254.169.254/latest",
+    "http://[::1]/x",
+    "http://[fe80::1]/x",
+    "http://[::ffff:127.0.0.1]/x",
+    "http://[64:ff9b::7f00:1]/x",
+    "http://[fc00::1]/x",
+    "http://0.0.0.0/x",
+    "http://224.0.0.1/x",
+]
 # 127.0.0.1 in disguise: a URL parser (WHATWG, httpx's IDNA) and getaddrinfo read U+3002 as "." and a
 # trailing dot as nothing, so these are literal loopback addresses too.
 PRIVATE += ["http://127\u30020\u30020\u30021/x", "http://127.0.0.1./x", "http://\u2460\u2461\u2466.0.0.1/x"]
 NOT_ENDPOINTS = [
-    *"/relative/path ftp://example.com/x example.com/hook http:// https://example.com:99999/x".split(),
+    "/relative/path",
+    "ftp://example.com/x",
+    "example.com/hook",
+    "http://",
+    "https://example.com:99999/x",
     "https://example.com/a b",
     "https://example.com/" + "a" * (2049 - 20),
 ]
@@ -350,11 +373,13 @@ def test_good_edge_cases_are_accepted(http: httpx.Client, login: Any, check: Che
     expected = {k: sent.get(k, False) for k in INPUT_FIELDS}
     made = create(http, check, alice, **changes)
     assert {k: made[k] for k in INPUT_FIELDS} == expected
-    assert made["clientcode"] == "1001" and made["id"] != sent.get("id")
+    assert made["clientcode"] == "1001"
+    assert made["id"] != sent.get("id")
     assert listing(http, check, alice) == [made]
     other = create(http, check, alice, table="other")
     replaced = check.config(send(http, "PUT", alice, other["id"], sent))
-    assert {k: replaced[k] for k in INPUT_FIELDS} == expected and replaced["id"] == other["id"]
+    assert {k: replaced[k] for k in INPUT_FIELDS} == expected
+    assert replaced["id"] == other["id"]
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain"], ids=["no-content-type", "text-plain"])
@@ -375,16 +400,13 @@ def test_body_is_json_whatever_its_content_type(
 
 def test_private_endpoints_are_accepted_when_allowed(tmp_path: Path, check: Check) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'private.db'}", allow_private_endpoints=True)
-    live = start_server(settings)
-    try:
+    with serving(settings) as live:
         create_account(settings, "3003", "carol", "correct horse battery")
         with httpx.Client(base_url=live.url, timeout=10) as client:
             answer = verify_user(client, "3003", "carol", "correct horse battery")
             carol = Client("3003", answer["records"][0]["sessionKey"])
             for url in ("http://127.0.0.1:9/x", "http://localhost:8080/x", "http://[::1]/x", "http://10.0.0.1/"):
                 assert create(client, check, carol, endpoint=url)["endpoint"] == url
-    finally:
-        live.stop()
 
 
 # 6. Body size

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +10,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Client, create_account, start_server, verify_user
+from tests.conftest import Client, create_account, serving, verify_user
 from tests.receiver import ThreadedReceiver
 from tests.swagger import array_of, problems, strict_definitions
+from tests.waiting import wait_until
 from webhook_manager.settings import Settings
 
 
@@ -37,12 +37,11 @@ def service(store_url: str) -> Iterator[httpx.Client]:
         batch_linger_ms=0,
         retry_delay_s=0,
     )
-    live = start_server(settings, run_pipeline=True)
-    for code in ("100", "200"):
-        create_account(settings, code, "alice", "correct horse battery")
-    with httpx.Client(base_url=live.url, timeout=30) as http:
-        yield http
-    live.stop()
+    with serving(settings, run_pipeline=True) as live:
+        for code in ("100", "200"):
+            create_account(settings, code, "alice", "correct horse battery")
+        with httpx.Client(base_url=live.url, timeout=30) as http:
+            yield http
 
 
 def login(http: httpx.Client, code: str) -> Client:
@@ -64,14 +63,6 @@ def post_events(http: httpx.Client, who: Client, items: list[dict[str, Any]], **
 
 def events(http: httpx.Client, who: Client, **params: Any) -> httpx.Response:
     return http.get("/v1/event", params={"table": "product", "action": "insert", **params}, headers=who.headers)
-
-
-def wait_until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return result
 
 
 def test_recorded_events_become_webhooks_and_show_in_the_logs(
@@ -129,14 +120,16 @@ def test_webhook_log_filters_and_limits(service: httpx.Client, receiver: Threade
     assert len(get(limit="1").json()) == 1
     for bad in ("0", "-1", "many"):
         answer = get(limit=bad)
-        assert answer.status_code == 400 and "limit" in answer.json()["error"]
+        assert answer.status_code == 400
+        assert "limit" in answer.json()["error"]
 
 
 def test_get_events_needs_table_and_action(service: httpx.Client) -> None:
     alice = login(service, "100")
     for params, field in [({"action": "insert"}, "table"), ({"table": "product"}, "action")]:
         answer = service.get("/v1/event", params=params, headers=alice.headers)
-        assert answer.status_code == 400 and field in answer.json()["error"]
+        assert answer.status_code == 400
+        assert field in answer.json()["error"]
     assert events(service, alice, limit=0).status_code == 400
 
 
@@ -153,9 +146,11 @@ def test_a_bad_item_is_400_naming_it_and_nothing_is_stored(service: httpx.Client
         deep = [deep]
     body = {"table": "product", "action": "insert", "items": [{"rowId": 1, "data": deep}]}
     too_deep = service.post("/v1/event", content=json.dumps(body).encode(), headers=alice.headers)  # past orjson
-    assert too_deep.status_code == 400 and too_deep.json()["error"].startswith("items")
+    assert too_deep.status_code == 400
+    assert too_deep.json()["error"].startswith("items")
     early = post_events(service, alice, [{"timestamp": "0001-01-01T00:00:00+01:00"}])
-    assert early.status_code == 400 and "items[0].timestamp" in early.json()["error"]
+    assert early.status_code == 400
+    assert "items[0].timestamp" in early.json()["error"]
     assert events(service, alice).json() == []
 
 
@@ -173,9 +168,11 @@ def test_10000_items_per_call_and_413_past_16_mib(service: httpx.Client, receive
         "recorded": 10_000,
     }
     answer = post_events(service, alice, [{"rowId": 1}] * 10_001)
-    assert answer.status_code == 400 and "items" in answer.json()["error"]
+    assert answer.status_code == 400
+    assert "items" in answer.json()["error"]
     huge = post_events(service, alice, [{"rowId": 1, "data": "x" * 2000}] * 9000)  # ~18 MB
-    assert huge.status_code == 413 and "error" in huge.json()
+    assert huge.status_code == 413
+    assert "error" in huge.json()
     assert len(receiver.wait_for(100)) == 100
 
 
@@ -205,13 +202,15 @@ def test_resend_gives_a_failed_webhook_a_new_round_with_the_same_id(
     (webhook,) = failed
     assert (webhook["tries"], webhook["lastFailure"]) == (2, "HTTP 500")  # RETRIES=1: two tries
     answer = service.post(f"/v1/webhook/{webhook['id']}/resend", headers=alice.headers)
-    assert answer.status_code == 200 and answer.json()["id"] == webhook["id"]
+    assert answer.status_code == 200
+    assert answer.json()["id"] == webhook["id"]
     sent = wait_until(
         lambda: [w for w in service.get("/v1/webhook", headers=alice.headers).json() if w["status"] == "sent"]
     )
     assert sent[0]["tries"] == 3
     assert len({r.body for r in receiver.received}) == 1  # the same body, id and hmac on every try
     again = service.post(f"/v1/webhook/{webhook['id']}/resend", headers=alice.headers)
-    assert again.status_code == 409 and "sent" in again.json()["error"]
+    assert again.status_code == 409
+    assert "sent" in again.json()["error"]
     assert service.post("/v1/webhook/0123456789abcdef01234567/resend", headers=alice.headers).status_code == 404
     assert service.get("/v1/webhook/nothex", headers=alice.headers).status_code == 400

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import run, start_server
+from tests.conftest import run, serving
 from webhook_manager.domain.errors import StoreUnavailable
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, open_store
@@ -33,13 +33,11 @@ class _BrokenStore:
 def test_readyz_is_503_while_the_store_does_not_answer(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'wm.db'}")
     inner = run(open_store(settings.database_url))
-    live = start_server(settings, store=_BrokenStore(inner))
     try:
-        with httpx.Client(base_url=live.url) as http:
+        with serving(settings, store=_BrokenStore(inner)) as live, httpx.Client(base_url=live.url) as http:
             assert http.get("/healthz").status_code == 200
             answer = http.get("/readyz")
             assert answer.status_code == 503
             assert "store unavailable" in answer.json()["error"]
     finally:
-        live.stop()
         run(inner.close())

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from tests.clock import FakeClock
 from tests.integration.pipeline_helpers import add_configuration, record
 from tests.receiver import Receiver
 from webhook_manager.delivery.pipeline import Pipeline
@@ -77,7 +78,8 @@ async def test_5000_events_make_exactly_50_webhooks(store: Store, pipeline: Pipe
     await record(store, range(5000))
     await pipeline.run_once()
     bodies = receiver.bodies()
-    assert len(bodies) == 50 and all(b["eventCount"] == "100" for b in bodies)
+    assert len(bodies) == 50
+    assert all(b["eventCount"] == "100" for b in bodies)
     assert sorted(i["rowId"] for b in bodies for i in b["items"]) == list(range(5000))
 
 
@@ -90,7 +92,8 @@ async def test_a_partial_batch_waits_for_the_linger(tmp_path: Path, store: Store
         await p.run_once()
         assert [b["eventCount"] for b in receiver.bodies()] == ["100"]  # the 30 wait for the linger
         made, wake_at = await p.batcher.run_once()
-        assert made == 0 and wake_at is not None
+        assert made == 0
+        assert wake_at is not None
     finally:
         await p.egress.close()
 
@@ -156,7 +159,8 @@ async def test_a_redirect_is_a_failed_try_and_not_followed(tmp_path: Path, store
     await deliver(store, tmp_path, retries=0)
     assert [r.path for r in receiver.received] == ["/redirect"]
     (w,) = await history(store)
-    assert w.status == WebhookStatus.FAILED and w.last_failure == "HTTP 302 (redirect not followed)"
+    assert w.status == WebhookStatus.FAILED
+    assert w.last_failure == "HTTP 302 (redirect not followed)"
 
 
 async def test_a_reset_connection_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:
@@ -202,7 +206,8 @@ async def test_two_configurations_get_their_own_webhooks_and_signatures(
     await record(store, range(150))
     await pipeline.run_once()
     bodies = receiver.bodies()
-    assert len(bodies) == 4 and len({b["id"] for b in bodies}) == 4
+    assert len(bodies) == 4
+    assert len({b["id"] for b in bodies}) == 4
     secrets = {"first": 0, "second": 0}
     for got in receiver.received:
         body = got.json
@@ -269,7 +274,8 @@ async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
     p = Pipeline(store, settings)
     await p.start()
     try:
-        healthy = await receiver.wait_for(200, "/status/200", timeout=4.5)  # before the first 5 s timeout
+        async with asyncio.timeout(4.5):  # before the first 5 s timeout
+            healthy = await receiver.wait_for(200, "/status/200")
         assert len(healthy) == 200
         hung = [r for r in receiver.received if r.path == "/hang"]
         assert 0 < len(hung) <= 8  # the stuck endpoint held only its own share
@@ -280,17 +286,17 @@ async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
 
 
 async def test_a_retry_is_signed_with_the_secret_its_body_was_made_with(
-    tmp_path: Path, store: Store, receiver: Receiver
+    tmp_path: Path, store: Store, receiver: Receiver, clock: FakeClock
 ) -> None:
-    c = await add_configuration(store, receiver.url("/flaky/1"), secret="old")
-    await record(store, range(1))
-    p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0.01))
+    c = await add_configuration(store, receiver.url("/flaky/1"), secret="old", clock=clock)
+    await record(store, range(1), clock=clock)
+    p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0.01), clock)
     await p.batcher.run_once()
     await store.replace_configuration("100", c.id, ConfigurationInput("product", c.action, c.endpoint, "new"), 1)
     await p.egress.start()
     try:
         await p.dispatcher.run_once()
-        await asyncio.sleep(0.05)
+        clock.advance(50)  # the retry comes due (after 10 ms ± 20 %)
         await p.dispatcher.run_once()
     finally:
         await p.egress.close()
@@ -300,15 +306,16 @@ async def test_a_retry_is_signed_with_the_secret_its_body_was_made_with(
         Webhook(b"old").verify(got.body, got.headers)
 
 
-async def test_the_purger_keeps_up_with_many_small_bundles(tmp_path: Path, store: Store, pipeline: Pipeline) -> None:
-    await add_configuration(store, "http://127.0.0.1:9/x", disabled=True)
-    await add_configuration(store, "http://127.0.0.1:9/x", table="t")
+async def test_the_purger_keeps_up_with_many_small_bundles(tmp_path: Path, store: Store, clock: FakeClock) -> None:
+    await add_configuration(store, "http://127.0.0.1:9/x", disabled=True, clock=clock)
+    await add_configuration(store, "http://127.0.0.1:9/x", table="t", clock=clock)
     for i in range(1200):
-        await record(store, [i], table="t")
-    while (await pipeline.batcher.run_once())[0]:
+        await record(store, [i], table="t", clock=clock)
+    batcher = Pipeline(store, make_settings(tmp_path), clock).batcher
+    while (await batcher.run_once())[0]:
         pass
-    purger = Purger(store, make_settings(tmp_path, retention_hours=0.000001))
-    await asyncio.sleep(0.01)
+    purger = Purger(store, make_settings(tmp_path, retention_hours=0.000001), clock)
+    clock.advance(10)  # past the retention of 3.6 ms
     # 1200 processed bundles go in one run; the unsent webhooks are not finished, so they stay.
     assert await purger.run_once() == 1200
     assert await store.list_events("100", "t", "insert", 5) == []

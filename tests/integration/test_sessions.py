@@ -12,7 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveServer, create_account, run, sqlite_file, start_server, verify_user
+from tests.clock import FakeClock
+from tests.conftest import LiveServer, create_account, run, serving, sqlite_file, verify_user
 from webhook_manager import accounts
 from webhook_manager.domain.model import Session
 from webhook_manager.domain.timefmt import now_ms
@@ -53,14 +54,18 @@ def test_verify_user_answers_in_erplys_shape(http: httpx.Client, alice: None) ->
     before = int(time.time())
     answer = verify_user(http, "100", "alice", PASSWORD)
     status = answer["status"]
-    assert STATUS_KEYS <= set(status)
-    assert status["request"] == "verifyUser" and status["responseStatus"] == "ok" and status["errorCode"] == 0
+    assert set(status) >= STATUS_KEYS
+    assert status["request"] == "verifyUser"
+    assert status["responseStatus"] == "ok"
+    assert status["errorCode"] == 0
     assert before <= status["requestUnixTime"] <= int(time.time())
     assert (status["recordsTotal"], status["recordsInResponse"]) == (1, 1)
     (record,) = answer["records"]
     assert set(record) == {"userID", "userName", "sessionKey", "sessionLength"}
-    assert isinstance(record["userID"], str) and record["userName"] == "alice"
-    assert len(record["sessionKey"]) >= 40 and record["sessionLength"] == 3600
+    assert isinstance(record["userID"], str)
+    assert record["userName"] == "alice"
+    assert len(record["sessionKey"]) >= 40
+    assert record["sessionLength"] == 3600
 
 
 def test_verify_user_takes_json_and_cuts_long_sessions(http: httpx.Client, alice: None) -> None:
@@ -142,23 +147,24 @@ def test_only_hashes_are_kept(http: httpx.Client, settings: Settings, alice: Non
         hashes = [bytes(h) for (h,) in db.execute("SELECT key_hash FROM sessions")]
         (password_hash,) = db.execute("SELECT password_hash FROM users").fetchone()
     assert hashes == [hashlib.sha256(key.encode()).digest()]
-    assert password_hash.startswith("$argon2id$") and PASSWORD not in password_hash
+    assert password_hash.startswith("$argon2id$")
+    assert PASSWORD not in password_hash
     for path in sqlite_file(settings).parent.glob("wm.db*"):
         content = path.read_bytes()
-        assert key.encode() not in content and PASSWORD.encode() not in content
+        assert key.encode() not in content
+        assert PASSWORD.encode() not in content
 
 
 @pytest.fixture
-def strict_server(settings: Settings) -> Iterator[httpx.Client]:
+def strict_server(settings: Settings, clock: FakeClock) -> Iterator[httpx.Client]:
     strict = settings.model_copy(update={"login_max_failures": 3, "login_block_s": 1})
-    live = start_server(strict)
-    create_account(strict, "100", "alice", PASSWORD)
-    with httpx.Client(base_url=live.url, timeout=10) as client:
-        yield client
-    live.stop()
+    with serving(strict, clock=clock) as live:
+        create_account(strict, "100", "alice", PASSWORD)
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            yield client
 
 
-def test_repeated_failures_block_the_user_for_a_while(strict_server: httpx.Client) -> None:
+def test_repeated_failures_block_the_user_for_a_while(strict_server: httpx.Client, clock: FakeClock) -> None:
     http = strict_server
     for _ in range(3):
         assert_error(verify_user(http, "100", "alice", "wrong password"), accounts.LOGIN_FAILED)
@@ -169,7 +175,7 @@ def test_repeated_failures_block_the_user_for_a_while(strict_server: httpx.Clien
     assert_error(verify_user(http, "100", "nobody", "whatever1"), accounts.USER_BLOCKED)
     # Another user of the client is not blocked.
     assert_error(verify_user(http, "100", "carol", PASSWORD), accounts.LOGIN_FAILED)
-    time.sleep(1.1)
+    clock.advance(1100)  # past the 1 s block
     assert verify_user(http, "100", "alice", PASSWORD)["status"]["errorCode"] == 0
 
 

@@ -62,9 +62,11 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
 
 async def test_users_belong_to_clients_and_are_unique_per_client(store: Store) -> None:
     alice = await store.create_user("100", "alice", "hash-a", 1)
-    assert alice is not None and alice.client_code == "100"
+    assert alice is not None
+    assert alice.client_code == "100"
     other = await store.create_user("200", "alice", "hash-b", 2)
-    assert other is not None and other.id != alice.id
+    assert other is not None
+    assert other.id != alice.id
     with pytest.raises(Conflict):
         await store.create_user("100", "alice", "hash-c", 3)
     found = await store.find_user("100", "alice")
@@ -169,7 +171,9 @@ async def test_events_are_kept_only_for_an_enabled_configuration(store: Store) -
     assert not await store.record_events("100", "product", "update", ITEMS, 250, 2)
     assert not await store.record_events("200", "product", "insert", ITEMS, 250, 2)
     listed = await store.list_events("100", "product", "insert", 100)
-    assert len(listed) == 100 and listed[0].row_id == 249 and listed[0].status == EventStatus.PENDING
+    assert len(listed) == 100
+    assert listed[0].row_id == 249
+    assert listed[0].status == EventStatus.PENDING
     assert await store.list_events("200", "product", "insert", 100) == []
 
 
@@ -237,7 +241,8 @@ async def test_claims_lease_respect_the_per_endpoint_share_and_log_tries(store: 
     per_endpoint = Counter(w.endpoint for w in first)
     assert per_endpoint == {a.endpoint: 2, b.endpoint: 5}
     again = await store.claim_due_webhooks(10, 100, 10**6, {}, 100)
-    assert len(again) == 50 - 7 and not {w.seq for w in first} & {w.seq for w in again}  # leased: not due
+    assert len(again) == 50 - 7
+    assert not {w.seq for w in first} & {w.seq for w in again}  # leased: not due
     outcomes = [AttemptOutcome(w.seq, 20, 5, 200, "", True, None) for w in first[:1]]
     outcomes += [AttemptOutcome(w.seq, 20, 5, 500, "HTTP 500", False, 5000) for w in first[1:2]]
     outcomes += [AttemptOutcome(w.seq, 20, 5, None, "connection refused", False, None) for w in first[2:3]]
@@ -248,7 +253,8 @@ async def test_claims_lease_respect_the_per_endpoint_share_and_log_tries(store: 
     assert (retrying.status, retrying.last_failure) == (WebhookStatus.RETRYING, "HTTP 500")
     assert (failed.status, failed.last_failure) == (WebhookStatus.FAILED, "connection refused")
     found = await store.get_webhook("100", first[1].id)
-    assert found is not None and found[2] == [Attempt(20, 5, 500, "HTTP 500")]
+    assert found is not None
+    assert found[2] == [Attempt(20, 5, 500, "HTTP 500")]
     assert [w.id for w in await store.claim_due_webhooks(5000, 100, 1000, {}, 100)] == [first[1].id]
     # Leases of a process that died are dropped at start.
     assert await store.release_leases(6000) == 50 - 2
@@ -280,7 +286,8 @@ async def test_purge_deletes_only_what_is_finished_and_old(store: Store) -> None
     assert await store.purge_finished(3, 100) == 0  # processed at 3, finished at 25: not before 3
     assert await store.purge_finished(1000, 100) == 2 + 1  # two sent webhooks and the processed bundle
     left = await store.list_webhooks("100", None, None, 10)
-    assert len(left) == 1 and left[0].status == WebhookStatus.PENDING
+    assert len(left) == 1
+    assert left[0].status == WebhookStatus.PENDING
 
 
 async def _rows(store_url: str, sql: str) -> list[tuple[object, ...]]:

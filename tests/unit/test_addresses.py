@@ -33,7 +33,8 @@ from webhook_manager.domain.addresses import forbidden_reason, is_localhost_name
 )
 def test_non_public_addresses_are_refused_with_their_kind(address: str, reason: str) -> None:
     found = forbidden_reason(ipaddress.ip_address(address))
-    assert found is not None and reason in found
+    assert found is not None
+    assert reason in found
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:8.8.8.8"])
@@ -60,7 +61,9 @@ def test_literal_addresses_in_every_spelling(host: str, expected: str | None) ->
 
 
 def test_localhost_names() -> None:
-    assert is_localhost_name("localhost") and is_localhost_name("LOCALHOST.") and is_localhost_name("a.localhost")
+    assert is_localhost_name("localhost")
+    assert is_localhost_name("LOCALHOST.")
+    assert is_localhost_name("a.localhost")
     assert not is_localhost_name("localhost.example.com")
 
 
@@ -79,4 +82,5 @@ def test_hosts_that_resolvers_fold_into_a_literal_are_literals(host: str) -> Non
 
 
 def test_localhost_in_disguise() -> None:
-    assert is_localhost_name("LOCALHOST\u3002") and is_localhost_name("ｌｏｃａｌｈｏｓｔ")
+    assert is_localhost_name("LOCALHOST\u3002")
+    assert is_localhost_name("ｌｏｃａｌｈｏｓｔ")

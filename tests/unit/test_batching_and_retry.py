@@ -19,7 +19,9 @@ def test_full_batches_go_and_the_rest_waits_for_the_linger() -> None:
     assert plan.advances == {1: 200}
     assert plan.wake_at_ms == 1020
     later = plan_batches([bundle(1, 250, created=1000, processed=200)], max_events=100, linger_ms=20, now_ms=1020)
-    assert [len(b) for b in later.batches] == [50] and later.advances == {1: 250} and later.wake_at_ms is None
+    assert [len(b) for b in later.batches] == [50]
+    assert later.advances == {1: 250}
+    assert later.wake_at_ms is None
 
 
 def test_batches_span_bundles_in_order() -> None:
@@ -32,12 +34,14 @@ def test_batches_span_bundles_in_order() -> None:
 
 def test_an_incomplete_read_holds_the_tail_back() -> None:
     plan = plan_batches([bundle(1, 130)], max_events=100, linger_ms=0, now_ms=10, complete=False)
-    assert [len(b) for b in plan.batches] == [100] and plan.advances == {1: 100}
+    assert [len(b) for b in plan.batches] == [100]
+    assert plan.advances == {1: 100}
 
 
 def test_at_most_max_batches() -> None:
     plan = plan_batches([bundle(1, 1000)], max_events=100, linger_ms=0, now_ms=0, max_batches=3)
-    assert len(plan.batches) == 3 and plan.advances == {1: 300}
+    assert len(plan.batches) == 3
+    assert plan.advances == {1: 300}
 
 
 def test_5000_events_make_exactly_50_batches_of_one_event_makes_5000() -> None:
@@ -63,7 +67,8 @@ def test_retry_after_replaces_the_backoff_up_to_an_hour() -> None:
     assert next_try_at(2, retries=1, delay_s=10, now_ms=0, retry_after_s=5) is None
     assert parse_retry_after("120", 0) == 120
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 60) == 60
-    assert parse_retry_after("soon", 0) is None and parse_retry_after(None, 0) is None
+    assert parse_retry_after("soon", 0) is None
+    assert parse_retry_after(None, 0) is None
     assert parse_retry_after("\u00b2", 0) is None  # a Unicode digit is not delta-seconds
 
 
@@ -76,12 +81,12 @@ def test_bundles_past_the_last_batch_are_never_decoded() -> None:
 async def test_a_cancel_always_ends_the_wait_even_as_the_event_fires() -> None:
     import asyncio
 
-    from webhook_manager.delivery.wake import wait_or_timeout
+    from webhook_manager.background import wait_or_timeout
 
     for _ in range(50):
         event = asyncio.Event()
         task = asyncio.create_task(wait_or_timeout(event, 10))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # not synchronisation: one turn of the loop, so the wait has begun when the event fires
         event.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -72,7 +72,8 @@ def test_truncate_is_one_delete_with_row_id_0_and_other_statements_are_not_ours(
     assert [(c.table, c.action, c.row_id) for c in changes] == [("product", "insert", 3), ("product", "delete", 0)]
     truncate = next(r for r in records("statements on their own") if isinstance(r, Query) and "TRUNCATE" in r.query)
     # the ALTER of another table moves no position by itself: only an idle source moves it
-    assert positions[-1] == f"mysql-bin.000001:{truncate.end}:-1" and len(positions) == 2
+    assert positions[-1] == f"mysql-bin.000001:{truncate.end}:-1"
+    assert len(positions) == 2
 
 
 def test_savepoints_keep_a_mariadb_group_one_transaction() -> None:

@@ -81,7 +81,8 @@ def test_bad_input_names_the_field(body: Any, field: str) -> None:
 
 def test_10000_items_are_fine_and_a_null_row_id_is_0() -> None:
     batch = parse({"table": "t", "action": "insert", "items": [{"rowId": None}] * 10_000})
-    assert len(batch.items) == 10_000 and batch.items[0]["rowId"] == 0
+    assert len(batch.items) == 10_000
+    assert batch.items[0]["rowId"] == 0
 
 
 def test_lower_case_rfc3339_and_fractions() -> None:

@@ -67,6 +67,19 @@ READ_AHEAD = 20_000  # binlog events read ahead of what is handed over
 _INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
 _ACCESS_DENIED = (1045, 1142, 1227, 1044)
 _ROWS = {WriteRowsEvent: "insert", UpdateRowsEvent: "update", DeleteRowsEvent: "delete"}
+BINLOG_EVENTS = [
+    WriteRowsEvent,
+    UpdateRowsEvent,
+    DeleteRowsEvent,
+    QueryEvent,
+    XidEvent,
+    RotateEvent,
+    GtidEvent,
+    MariadbGtidEvent,
+    XAPrepareEvent,
+    HeartbeatLogEvent,
+]
+"""The binlog events the capture reads (:func:`record_of` turns each into what the assembler follows)."""
 
 
 def parse_position(position: str) -> tuple[str, int, int]:
@@ -311,18 +324,7 @@ class MysqlSource:
             resume_stream=True,
             blocking=True,
             slave_heartbeat=HEARTBEAT_S,
-            only_events=[
-                WriteRowsEvent,
-                UpdateRowsEvent,
-                DeleteRowsEvent,
-                QueryEvent,
-                XidEvent,
-                RotateEvent,
-                GtidEvent,
-                MariadbGtidEvent,
-                XAPrepareEvent,
-                HeartbeatLogEvent,
-            ],
+            only_events=BINLOG_EVENTS,
             # No only_tables/only_schemas: the library would then skip the table maps of other tables, and
             # after a server restart (which reuses table ids) decode their rows with a captured table's layout.
             enable_logging=False,

@@ -152,6 +152,7 @@ class CaptureSupervisor:
         ]
 
     async def stop(self) -> None:
-        """Stop every source; each records what it has read and closes its connection first."""
+        """Stop every source and close its connection. What a source read and had not recorded yet is not
+        acknowledged either, so the next start reads it again."""
         await stop_all(self._tasks)
         self._tasks = []

@@ -11,28 +11,21 @@ the records or the scenarios change::
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
-import pymysql
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import (
-    GtidEvent,
-    MariadbGtidEvent,
-    QueryEvent,
     RotateEvent,
-    XAPrepareEvent,
-    XidEvent,
 )
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from webhook_manager.capture.mysql_binlog import record_of
+from tests.capture_apps import MYSQL_URL as URL
+from tests.capture_apps import _mysql_connect
+from webhook_manager.capture.mysql_binlog import BINLOG_EVENTS, record_of
 
-URL = os.environ.get("WEBHOOK_MANAGER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 OUT = Path(__file__).with_name("mariadb_binlog.json")
 
 SCENARIOS: dict[str, list[str]] = {
@@ -78,29 +71,12 @@ SCENARIOS: dict[str, list[str]] = {
         "SET SESSION binlog_format = 'ROW'",
     ],
 }
-EVENTS = [
-    WriteRowsEvent,
-    UpdateRowsEvent,
-    DeleteRowsEvent,
-    QueryEvent,
-    XidEvent,
-    RotateEvent,
-    GtidEvent,
-    MariadbGtidEvent,
-    XAPrepareEvent,
-]
 
 
 def _connect(database: str | None = None) -> Any:
-    parts = urlsplit(URL)
-    return pymysql.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""),
-        database=database,
-        autocommit=True,
-    )
+    conn = _mysql_connect(URL.rstrip("/") + "/" + (database or ""))
+    conn.autocommit(True)
+    return conn
 
 
 def _record(scenario: list[str], database: str) -> list[dict[str, Any]]:
@@ -128,7 +104,7 @@ def _record(scenario: list[str], database: str) -> list[dict[str, Any]]:
         log_pos=position,
         resume_stream=True,
         blocking=False,
-        only_events=EVENTS,
+        only_events=BINLOG_EVENTS,
         use_column_name_cache=True,
     )
     records: list[dict[str, Any]] = []
