@@ -14,13 +14,9 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import uvicorn
+from typing import TYPE_CHECKING, Any
 
 from webhook_manager import accounts
-from webhook_manager.api import create_app
-from webhook_manager.api.context import ServiceApp
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.capture.supervisor import (
     CaptureSupervisor,
@@ -31,12 +27,15 @@ from webhook_manager.capture.supervisor import (
     run_capture,
 )
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
-from webhook_manager.delivery.pipeline import Pipeline
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.errors import WebhookManagerError
 from webhook_manager.domain.model import User
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, migrated_store, open_store
+
+if TYPE_CHECKING:  # the HTTP side (FastAPI, uvicorn, aiohttp) is imported by the commands that run it
+    from webhook_manager.api.context import ServiceApp
+    from webhook_manager.delivery.pipeline import Pipeline
 
 log = logging.getLogger("webhook_manager")
 
@@ -65,6 +64,8 @@ class Service:
 
     def app(self) -> ServiceApp:
         """The HTTP API of this process."""
+        from webhook_manager.api import create_app
+
         return create_app(self.settings, self.store, notifier=self.notifier, clock=self.clock)
 
 
@@ -74,6 +75,8 @@ async def running(
 ) -> AsyncIterator[Service]:
     """A started :class:`Service`: the store opened and migrated (unless one is given, which stays open), the
     pipeline and capture started when ``pipeline``; everything stopped on exit, tries in flight logged."""
+    from webhook_manager.delivery.pipeline import Pipeline
+
     opened = store if store is not None else await open_store(settings.database_url)
     try:
         if store is None:
@@ -119,19 +122,6 @@ async def create_account(settings: Settings, client_code: str, username: str, pa
         return await accounts.create_account(store, client_code, username, password, SYSTEM_CLOCK.now_ms())
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, saying where it listens once the socket is bound."""
-
-    def __init__(self, config: uvicorn.Config, on_listening: Callable[[str], None]) -> None:
-        super().__init__(config)
-        self._on_listening = on_listening
-
-    async def startup(self, sockets: Any = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self._on_listening(base_url(self.config.host, self.config.port))
-
-
 def base_url(host: str, port: int) -> str:
     """``http://host:port``, with an IPv6 host in brackets."""
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -148,6 +138,16 @@ async def serve(
     """``serve`` (the API with the pipeline) or ``api`` (the API alone), until SIGTERM or SIGINT; then a
     graceful stop (requests answered, tries in flight logged). ``on_bootstrap`` gets the first user and its
     password when the store had none; ``on_listening`` the URL once the socket is bound."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, saying where it listens once the socket is bound."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                on_listening(base_url(self.config.host, self.config.port))
+
     if pipeline:
         await check_sources(settings.capture)
     async with running(settings, pipeline=pipeline) as service:
@@ -155,7 +155,7 @@ async def serve(
             created = await accounts.bootstrap_account(service.store, SYSTEM_CLOCK.now_ms())
             if created is not None:
                 on_bootstrap(*created)
-        server = _Server(
+        server = Server(
             uvicorn.Config(
                 service.app(),
                 host=settings.host,
@@ -166,8 +166,7 @@ async def serve(
                 log_level=settings.log_level,
                 server_header=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            ),
-            on_listening,
+            )
         )
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the handler that
         # was there before; a no-op one lets the pipeline stop cleanly and the process exit with status 0.

@@ -19,7 +19,7 @@ from webhook_manager.capture.binlog_transactions import (
     Rows,
     TransactionAssembler,
 )
-from webhook_manager.capture.changes import Change
+from webhook_manager.capture.changes import Change, Changes
 from webhook_manager.capture.position import TransactionPosition
 
 RECORDINGS: dict[str, list[dict[str, Any]]] = orjson.loads(
@@ -39,9 +39,9 @@ def assembler(*, with_data: bool = False, resume: TransactionPosition = START) -
 
 
 def replay(scenario: str, transactions: TransactionAssembler) -> tuple[list[Change], list[str]]:
-    changes: list[Change] = []
+    changes = Changes()
     positions = [p for r in records(scenario) if (p := transactions.take(r, changes)) is not None]
-    return changes, positions
+    return list(changes), positions
 
 
 def commits(scenario: str) -> list[Commit]:
@@ -101,7 +101,7 @@ def test_a_change_logged_as_a_statement_is_one_delete_with_row_id_0(scenario: st
 def test_a_transaction_cut_into_batches_resumes_after_what_was_taken() -> None:
     scenario = "one transaction of inserts, an update and a delete"
     first = assembler()
-    taken: list[Change] = []
+    taken = Changes()
     for record in records(scenario):
         first.take(record, taken)
         if first.held == 2:  # the batch is full: hand over what there is
@@ -116,15 +116,15 @@ def test_a_transaction_cut_into_batches_resumes_after_what_was_taken() -> None:
 
 def test_a_rotation_moves_the_boundary_only_between_transactions() -> None:
     transactions = assembler()
-    transactions.take(Rotate("mysql-bin.000002", 4), [])
+    transactions.take(Rotate("mysql-bin.000002", 4), Changes())
     assert transactions.here() == "mysql-bin.000002:4:-1"
-    transactions.take(Gtid(group=True), [])
-    transactions.take(Rotate("mysql-bin.000002", 900), [])  # the library reconnecting mid-transaction
+    transactions.take(Gtid(group=True), Changes())
+    transactions.take(Rotate("mysql-bin.000002", 900), Changes())  # the library reconnecting mid-transaction
     assert transactions.here() == "mysql-bin.000002:4:-1"
 
 
 def test_rows_without_column_names_are_refused_rather_than_guessed() -> None:
     transactions = assembler()
-    transactions.take(Gtid(group=True), [])
+    transactions.take(Gtid(group=True), Changes())
     with pytest.raises(ColumnsUnknown):
-        transactions.take(Rows("insert", "app", "product", 99, 1, [{"values": {"UNKNOWN_COL0": 5}}]), [])
+        transactions.take(Rows("insert", "app", "product", 99, 1, [{"values": {"UNKNOWN_COL0": 5}}]), Changes())

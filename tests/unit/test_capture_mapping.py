@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from webhook_manager.capture import pgoutput
 from webhook_manager.capture.binlog_transactions import json_safe
-from webhook_manager.capture.changes import Change, json_or_text, row_id, to_groups
+from webhook_manager.capture.changes import Change, Changes, json_or_text, row_id, to_groups
 from webhook_manager.capture.position import TransactionPosition
 from webhook_manager.capture.postgres_logical import parse_position
 from webhook_manager.capture.spec import CaptureSpec
@@ -29,7 +29,7 @@ def test_changes_group_by_table_and_action_keeping_their_order() -> None:
         Change("product", "insert", 1, MS_2024 + 2000, None),
         Change("invoice", "delete", "77", MS_2024, None),
     ]
-    groups = to_groups(changes, TimestampFormatter("Europe/Tallinn"))
+    groups = to_groups(Changes.of(changes), TimestampFormatter("Europe/Tallinn"))
     assert [(g.table, g.action, g.count) for g in groups] == [
         ("product", "insert", 2),
         ("product", "update", 1),
@@ -44,7 +44,9 @@ def test_changes_group_by_table_and_action_keeping_their_order() -> None:
 
 
 def test_a_large_batch_is_cut_into_bundles_of_10000() -> None:
-    groups = to_groups([Change("t", "update", i, MS_2024, None) for i in range(25_000)], TimestampFormatter("UTC"))
+    groups = to_groups(
+        Changes.of(Change("t", "update", i, MS_2024, None) for i in range(25_000)), TimestampFormatter("UTC")
+    )
     assert [g.count for g in groups] == [10_000, 10_000, 5_000]
     assert orjson.loads(groups[2].items)[-1]["rowId"] == 24_999
 
@@ -56,9 +58,9 @@ def test_a_large_batch_is_cut_into_bundles_of_10000() -> None:
 def test_row_id_is_a_whole_number_from_0_to_2_63_or_0(given: Any, expected: int) -> None:
     assert row_id(given) == expected
     assert (
-        orjson.loads(to_groups([Change("t", "insert", given, MS_2024, None)], TimestampFormatter("UTC"))[0].items)[0][
-            "rowId"
-        ]
+        orjson.loads(
+            to_groups(Changes.of([Change("t", "insert", given, MS_2024, None)]), TimestampFormatter("UTC"))[0].items
+        )[0]["rowId"]
         == expected
     )
 
@@ -68,7 +70,7 @@ def test_data_too_deep_for_a_webhook_keeps_the_event_without_it() -> None:
     for _ in range(300):
         deep = [deep]
     groups = to_groups(
-        [Change("t", "insert", 1, MS_2024, {"doc": deep}), Change("t", "insert", 2, MS_2024, {"ok": True})],
+        Changes.of([Change("t", "insert", 1, MS_2024, {"doc": deep}), Change("t", "insert", 2, MS_2024, {"ok": True})]),
         TimestampFormatter("UTC"),
     )
     assert [(i["rowId"], i["data"]) for i in orjson.loads(groups[0].items)] == [(1, None), (2, {"ok": True})]

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook_manager.capture.changes import Change, json_or_text
+from webhook_manager.capture.changes import Changes, json_or_text
 from webhook_manager.capture.position import DONE, TransactionPosition
 
 _NAME = r"(`[^`]+`|[A-Za-z0-9_$]+)(?:\.(`[^`]+`|[A-Za-z0-9_$]+))?"
@@ -157,7 +157,7 @@ class TransactionAssembler:
         """The position at the last transaction boundary: where an idle source stands."""
         return str(TransactionPosition(f"{self.file}:{self.boundary}"))
 
-    def take(self, record: Record, changes: list[Change]) -> str | None:
+    def take(self, record: Record, changes: Changes) -> str | None:
         """Follow one record, adding the changes of a transaction it ends to ``changes``; return the position
         after that transaction when it had changes of ours (others only move the position when idle)."""
         if isinstance(record, Rows):
@@ -175,10 +175,11 @@ class TransactionAssembler:
             self.file, self.boundary = record.next_file, record.position
         return None
 
-    def cut(self, changes: list[Change]) -> str:
+    def cut(self, changes: Changes) -> str:
         """A transaction too large for one batch: hand over what there is, stamped with when each statement
         ran, and return the position counting the changes taken."""
-        changes.extend(Change(table, action, rid, when_ms, data) for table, action, rid, data, when_ms in self._held)
+        for table, action, rid, data, when_ms in self._held:
+            changes.add(table, action, rid, when_ms, data)
         self._held = []
         return str(TransactionPosition(f"{self.file}:{self.boundary}", self._index))
 
@@ -192,15 +193,16 @@ class TransactionAssembler:
         if self._index > self._skip:
             self._held.append((table, action, rid, data, when_ms))
 
-    def _commit(self, end: int, commit_ms: int, changes: list[Change]) -> str | None:
-        changes.extend(Change(table, action, rid, commit_ms, data) for table, action, rid, data, _ in self._held)
+    def _commit(self, end: int, commit_ms: int, changes: Changes) -> str | None:
+        for table, action, rid, data, _ in self._held:
+            changes.add(table, action, rid, commit_ms, data)
         ours = self._index > 0
         self._held = []
         self.in_transaction = False
         self.boundary = end
         return str(TransactionPosition(f"{self.file}:{end}", DONE)) if ours else None
 
-    def _query(self, record: Query, changes: list[Change]) -> str | None:
+    def _query(self, record: Query, changes: Changes) -> str | None:
         word = record.query.strip().upper()
         if word == "BEGIN" or word.startswith(("XA START", "XA BEGIN")):
             if not self.in_transaction:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -36,12 +36,55 @@ class Change(NamedTuple):
     """The row as JSON for ``data = "row"``, else None."""
 
 
+class Changes:
+    """The changes of one batch, grouped by table and action as they come, each group in the order read.
+
+    Sources :meth:`add` every change; :func:`to_groups` makes the events. Reading one yields :class:`Change`
+    values. A change is kept as a plain tuple, not as a :class:`Change`: a tuple subclass stays tracked by the
+    garbage collector, which then walks every change of a batch again and again, halving a capture's rate.
+    """
+
+    __slots__ = ("_count", "_subjects")
+
+    def __init__(self) -> None:
+        self._subjects: dict[tuple[str, str], list[tuple[Any, int, Any]]] = {}
+        self._count = 0
+
+    @classmethod
+    def of(cls, changes: Iterable[Change]) -> Changes:
+        """The changes given, in their order."""
+        collected = cls()
+        for change in changes:
+            collected.add(*change)
+        return collected
+
+    def add(self, table: str, action: str, row_id: Any, committed_ms: int, data: Any) -> None:
+        """One more change (see :class:`Change` for what each is)."""
+        rows = self._subjects.get((table, action))
+        if rows is None:
+            rows = self._subjects[(table, action)] = []
+        rows.append((row_id, committed_ms, data))
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Change]:
+        for (table, action), rows in self._subjects.items():
+            for rid, committed_ms, data in rows:
+                yield Change(table, action, rid, committed_ms, data)
+
+    def subjects(self) -> Iterable[tuple[tuple[str, str], list[tuple[Any, int, Any]]]]:
+        """(table, action) → its changes as (row id, commit ms, data), in the order read."""
+        return self._subjects.items()
+
+
 @dataclass(slots=True)
 class Batch:
     """Changes read from a source, and the position to store with them; ``ack`` is the source's own note of
     what to release once they are recorded (outbox rows to clear, an LSN to confirm)."""
 
-    changes: list[Change]
+    changes: Changes
     position: str
     ack: Any = None
     groups: list[CapturedGroup] = field(default_factory=list)
@@ -81,22 +124,19 @@ def row_id(value: Any) -> int:
     return 0
 
 
-def to_groups(changes: Iterable[Change], formatter: TimestampFormatter) -> list[CapturedGroup]:
-    """Group changes by table and action in order, as wire-form items (``rowId``, ``timestamp``, ``data``)."""
-    by_subject: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for table, action, rid, committed_ms, data in changes:
-        items = by_subject.get((table, action))
-        if items is None:
-            items = by_subject[(table, action)] = []
-        items.append(
+def to_groups(changes: Changes, formatter: TimestampFormatter) -> list[CapturedGroup]:
+    """The changes as wire-form items (``rowId``, ``timestamp``, ``data``), one group per table and action,
+    cut into bundles of at most 10 000."""
+    groups: list[CapturedGroup] = []
+    for (table, action), rows in changes.subjects():
+        items = [
             {
                 "rowId": rid if type(rid) is int and 0 <= rid <= MAX_ROW_ID else row_id(rid),
                 "timestamp": formatter(committed_ms),
                 "data": data,
             }
-        )
-    groups: list[CapturedGroup] = []
-    for (table, action), items in by_subject.items():
+            for rid, committed_ms, data in rows
+        ]
         for start in range(0, len(items), MAX_ITEMS):
             chunk = items[start : start + MAX_ITEMS]
             groups.append(CapturedGroup(table, action, _items_json(chunk), len(chunk)))

@@ -52,7 +52,7 @@ from webhook_manager.capture.binlog_transactions import (
     Rows,
     TransactionAssembler,
 )
-from webhook_manager.capture.changes import Batch, Change
+from webhook_manager.capture.changes import Batch, Changes
 from webhook_manager.capture.position import TransactionPosition
 from webhook_manager.capture.source import Prepared
 from webhook_manager.capture.spec import CaptureSpec
@@ -275,7 +275,7 @@ class MysqlSource:
         """Nothing is made on the server: capture starts from the binlog's end now, kept in the store."""
         start = self.current_position()
         return Prepared(
-            f"set up capture of {', '.join(self.spec.tables)} in {self.database} for client {self.spec.client_code}:"
+            f"{self.spec.set_up(self.database)} for client {self.spec.client_code}:"
             f" from binlog position {start.rsplit(':', 1)[0]}",
             key=self.key,
             start=start,
@@ -363,7 +363,7 @@ class MysqlSource:
         # are its branches, inline as in the PostgreSQL source.
         transactions = self._transactions
         assert transactions is not None, "resume() first"
-        changes: list[Change] = []
+        changes = Changes()
         position: str | None = None
         deadline = time.monotonic() + wait_s
         waited = False
@@ -417,7 +417,7 @@ class MysqlSource:
         if position == self._handed:
             return None
         self._handed = position
-        return Batch([], position)
+        return Batch(Changes(), position)
 
     def _explain(self, exc: BaseException) -> BaseException:
         if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in _ACCESS_DENIED:

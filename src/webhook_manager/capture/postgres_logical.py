@@ -24,7 +24,7 @@ import psycopg2.errors
 import psycopg2.extras
 
 from webhook_manager.capture import pgoutput
-from webhook_manager.capture.changes import Batch, Change
+from webhook_manager.capture.changes import Batch, Changes
 from webhook_manager.capture.position import DONE, TransactionPosition
 from webhook_manager.capture.postgres_tables import Table, connect, database_name, find_tables, quote_ident
 from webhook_manager.capture.source import Prepared
@@ -143,8 +143,7 @@ class PostgresLogicalSource:
             if found is None:
                 cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,))
         return Prepared(
-            f"set up capture of {', '.join(self.spec.tables)} in {database_name(self._conn)}:"
-            f" publication and replication slot {self.slot!r}"
+            f"{self.spec.set_up(database_name(self._conn))}: publication and replication slot {self.slot!r}"
         )
 
     def teardown(self) -> Prepared:
@@ -226,7 +225,7 @@ class PostgresLogicalSource:
     def read(self, limit: int, wait_s: float) -> Batch | None:  # noqa: C901 - see below
         # One loop over the replication stream, a branch per message kind, inline: it runs once per change.
         cursor = self._cursor
-        changes: list[Change] = []
+        changes = Changes()
         deadline = time.monotonic() + wait_s
         # the position once this batch is recorded: ``taken`` changes of the transaction committed at ``at``
         at, taken = 0, None
@@ -290,7 +289,7 @@ class PostgresLogicalSource:
                 for relid in pgoutput.truncated(payload):
                     table = self._tables.get(relid)
                     if table is not None:
-                        changes.append(Change(table.name, "delete", 0, self._tx_ms, None))
+                        changes.add(table.name, "delete", 0, self._tx_ms, None)
                 at, taken = self._tx_lsn, self._tx_index
         if taken is None:
             return None
@@ -303,7 +302,7 @@ class PostgresLogicalSource:
             return ALL
         return self._resumed.partly_taken(str(lsn))
 
-    def _change(self, payload: bytes, tag: int, changes: list[Change]) -> None:
+    def _change(self, payload: bytes, tag: int, changes: Changes) -> None:
         known = self._relations.get(pgoutput.relid(payload))
         if known is None:
             return
@@ -318,7 +317,7 @@ class PostgresLogicalSource:
         data = None
         if self.spec.data == "row" and tag != 0x44:
             data = pgoutput.row(payload, offset, rel)
-        changes.append(Change(self._tables[rel.relid].name, action, rid, self._tx_ms, data))
+        changes.add(self._tables[rel.relid].name, action, rid, self._tx_ms, data)
 
     def _heartbeat(self) -> None:
         """While everything read is recorded and no transaction is open, confirm the server's WAL end."""

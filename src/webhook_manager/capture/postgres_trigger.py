@@ -25,7 +25,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
-from webhook_manager.capture.changes import Batch, Change, json_or_text
+from webhook_manager.capture.changes import Batch, Changes, json_or_text
 from webhook_manager.capture.postgres_tables import Table, connect, database_name, find_tables, quote_ident
 from webhook_manager.capture.source import Prepared
 from webhook_manager.capture.spec import CaptureSpec
@@ -67,10 +67,7 @@ class PostgresTriggerSource:
 
     def setup(self) -> Prepared:
         self._install()
-        return Prepared(
-            f"set up capture of {', '.join(self.spec.tables)} in {database_name(self._conn)}:"
-            f" triggers and outbox in schema {self.schema!r}"
-        )
+        return Prepared(f"{self.spec.set_up(database_name(self._conn))}: triggers and outbox in schema {self.schema!r}")
 
     def teardown(self) -> Prepared:
         q = self._q
@@ -266,8 +263,8 @@ class PostgresTriggerSource:
         if not rows:
             return None
         rows.sort()
-        changes = [
-            Change(table, action, rid or 0, ms, None if data is None else json_or_text(data))
-            for _, table, action, rid, data, ms in rows
-        ]
+        changes = Changes()
+        add = changes.add
+        for _, table, action, rid, data, ms in rows:
+            add(table, action, rid or 0, ms, None if data is None else json_or_text(data))
         return Batch(changes, str(number), ack=number)

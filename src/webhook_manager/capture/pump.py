@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from webhook_manager.capture.changes import Batch, to_groups
+from webhook_manager.capture.changes import Batch, Changes, to_groups
 from webhook_manager.capture.source import Source
 from webhook_manager.domain.timefmt import TimestampFormatter, now_ms
 from webhook_manager.store import Store
@@ -90,7 +90,7 @@ class Pump:
                     self._room.release()
                     continue
                 batch.groups = to_groups(batch.changes, self._formatter)
-                batch.changes = []
+                batch.changes = Changes()
                 self._put(batch)
         except BaseException as exc:  # handed to the loop, which decides
             self._put(exc)

@@ -87,6 +87,10 @@ class CaptureSpec(BaseModel):
             return self.slot
         return "webhook_manager_" + re.sub(r"[^a-z0-9_]", "_", self.client_code.lower())[:40]
 
+    def set_up(self, where: object) -> str:
+        """The start of a set-up's one line: what is captured, and where."""
+        return f"set up capture of {', '.join(self.tables)} in {where}"
+
     def describe(self) -> str:
         """Where the source is, for messages: never with a password."""
         where = (

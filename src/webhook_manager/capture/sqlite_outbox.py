@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import orjson
 
-from webhook_manager.capture.changes import Batch, Change
+from webhook_manager.capture.changes import Batch, Changes
 from webhook_manager.capture.source import Prepared
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.domain.errors import CaptureBusy, CaptureError
@@ -169,10 +169,10 @@ class SqliteSource:
         )
         if not rows:
             return None
-        changes = [
-            Change(table, action, rid, changed_at, None if data is None else _json(data))
-            for _, table, action, rid, data, changed_at in rows
-        ]
+        changes = Changes()
+        add = changes.add
+        for _, table, action, rid, data, changed_at in rows:
+            add(table, action, rid, changed_at, None if data is None else _json(data))
         self._last_id = rows[-1][0]
         return Batch(changes, str(self._last_id), ack=self._last_id)
 
