@@ -39,7 +39,7 @@ class CaptureSpec(BaseModel):
     row_id_columns: dict[str, str] = Field(default_factory=dict)
     # postgres: logical (replication slot, pgoutput) or trigger (triggers and an outbox table).
     mode: PostgresMode = "logical"
-    # postgres, mode logical: the name of the replication slot and publication.
+    # postgres: the name of the replication slot and publication (logical), or of the capture's schema (trigger).
     slot: str | None = None
 
     @field_validator("tables")
