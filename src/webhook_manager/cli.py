@@ -280,8 +280,11 @@ def capture_postgres(
     ] = "logical",
     slot: Annotated[
         str | None,
-        typer.Option("--slot", help="Replication slot and publication name (logical), or the capture's schema (trigger); default"
-            " webhook_manager_CLIENT.",),
+        typer.Option(
+            "--slot",
+            help="Replication slot and publication name (logical), or the capture's schema (trigger); default"
+            " webhook_manager_CLIENT.",
+        ),
     ] = None,
     setup: SetupOption = False,
     teardown: TeardownOption = False,
