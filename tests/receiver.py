@@ -3,7 +3,8 @@
 Routes: ``/status/{code}`` answers that status; ``/ok/{name}`` answers 200 (names tell endpoints apart);
 ``/flaky/{n}`` answers 500 to the first n tries of each webhook id, then 200; ``/retry-after/{seconds}``
 answers 429 with Retry-After the first time, then 200; ``/slow/{seconds}`` sleeps first; ``/redirect``
-answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers. (The sleeps of
+answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers; ``/big/{mb}`` answers
+200 with a body of that many MiB. (The sleeps of
 ``/slow`` and ``/hang`` are what those receivers are for, a slow or silent endpoint; no test waits on them.)
 """
 
@@ -37,6 +38,7 @@ class Receiver:
     base: str = ""
     received: list[Received] = field(default_factory=list)
     tries: Counter[str] = field(default_factory=Counter)
+    streamed: Counter[str] = field(default_factory=Counter)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
 
@@ -100,6 +102,22 @@ class Receiver:
         request.transport.close()
         return web.Response(status=200)
 
+    async def big(self, request: web.Request) -> web.StreamResponse:
+        """200 with a body of ``mb`` MiB, streamed; how much of it went out is in ``streamed[path]``."""
+        await self._record(request)
+        answer = web.StreamResponse(status=200)
+        await answer.prepare(request)
+        chunk, left = b"x" * 65536, int(request.match_info["mb"]) * 16
+        self.streamed[request.path] = 0
+        try:
+            for _ in range(left):
+                await answer.write(chunk)
+                self.streamed[request.path] += len(chunk)
+        except (ConnectionError, RuntimeError):  # the client stopped reading and closed
+            return answer
+        await answer.write_eof()
+        return answer
+
     async def hang(self, request: web.Request) -> web.Response:
         await self._record(request)
         await asyncio.sleep(3600)  # not synchronisation: an endpoint that never answers
@@ -115,6 +133,7 @@ class Receiver:
         app.router.add_post("/redirect", self.redirect)
         app.router.add_post("/reset", self.reset)
         app.router.add_post("/hang", self.hang)
+        app.router.add_post("/big/{mb}", self.big)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -172,6 +172,16 @@ async def test_a_reset_connection_is_a_failed_try(tmp_path: Path, store: Store, 
     assert w.last_failure in ("connection reset", "connection closed before an answer")
 
 
+async def test_a_huge_answer_is_read_only_up_to_a_small_cap(tmp_path: Path, store: Store, receiver: Receiver) -> None:
+    await add_configuration(store, receiver.url("/big/512"))  # a 512 MiB answer
+    await record(store, range(1))
+    await deliver(store, tmp_path, retries=0)
+    (w,) = await history(store)
+    assert (w.status, w.tries) == (WebhookStatus.SENT, 1)
+    # The rest is dropped with the connection: what left the receiver is what the sockets' buffers hold.
+    assert receiver.streamed["/big/512"] < 32 * 1024 * 1024
+
+
 async def test_retry_after_is_honoured(tmp_path: Path, store: Store, receiver: Receiver) -> None:
     await add_configuration(store, receiver.url("/retry-after/120"))
     await record(store, range(1))

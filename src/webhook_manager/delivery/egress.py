@@ -27,6 +27,9 @@ from webhook_manager.delivery.retry import parse_retry_after
 from webhook_manager.domain.addresses import forbidden_reason, literal_address
 
 USER_AGENT = f"webhook-manager/{__version__}"
+ANSWER_READ_CAP = 64 * 1024
+"""At most this much of a receiver's answer is read; the rest is dropped with the connection, so no answer,
+however large, is held in memory."""
 
 
 class BlockedAddress(OSError):
@@ -133,7 +136,7 @@ class Egress:
             async with self._session.post(
                 self._url(endpoint), data=body, headers=headers, allow_redirects=False
             ) as response:
-                await response.read()
+                await _drain(response, ANSWER_READ_CAP)
                 return self._answer(response.status, response.headers)
         except TimeoutError:
             return Answer(None, f"timed out after {self._timeout_s:.1f} s")
@@ -147,6 +150,17 @@ class Egress:
             return Answer(None, f"HTTP error: {exc.__class__.__name__}: {exc}")
         except (ValueError, asyncio.InvalidStateError) as exc:
             return Answer(None, f"cannot send: {exc}")
+
+
+async def _drain(response: aiohttp.ClientResponse, cap: int) -> None:
+    """Read the answer's body up to ``cap`` bytes and drop it. Read whole, the connection goes back to the pool;
+    cut short, aiohttp closes it on release."""
+    read = 0
+    while read < cap:
+        chunk = await response.content.read(min(cap - read, 16384))
+        if not chunk:
+            return
+        read += len(chunk)
 
 
 def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
