@@ -193,11 +193,15 @@ async def test_retry_after_is_honoured(tmp_path: Path, store: Store, receiver: R
 
 
 async def test_a_sleeper_past_the_timeout_is_a_failed_try(tmp_path: Path, store: Store, receiver: Receiver) -> None:
-    await add_configuration(store, receiver.url("/slow/6"))
+    await add_configuration(store, receiver.url("/slow/7"))
     await record(store, range(1))
     await deliver(store, tmp_path, retries=0)  # the default 5 s timeout
     (w,) = await history(store)
     assert (w.status, w.last_failure) == (WebhookStatus.FAILED, "timed out after 5.0 s")
+    found = await store.get_webhook("100", w.id)
+    assert found is not None
+    [attempt] = found[2]
+    assert 4950 <= attempt.duration_ms <= 5050  # the setting, not rounded up to a whole second
 
 
 async def test_connection_refused_in_plain_words(tmp_path: Path, store: Store, pipeline: Pipeline) -> None:

@@ -86,7 +86,9 @@ class Egress:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            # aiohttp rounds deadlines of ceil_threshold seconds and more up to a whole second (5 s became up to
+            # 6 s); a try's limit is the setting exactly.
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s, ceil_threshold=float("inf")),
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
