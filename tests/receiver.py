@@ -4,7 +4,7 @@ Routes: ``/status/{code}`` answers that status; ``/ok/{name}`` answers 200 (name
 ``/flaky/{n}`` answers 500 to the first n tries of each webhook id, then 200; ``/retry-after/{seconds}``
 answers 429 with Retry-After the first time, then 200; ``/slow/{seconds}`` sleeps first; ``/redirect``
 answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers; ``/big/{mb}`` answers
-200 with a body of that many MiB. (The sleeps of
+200 with a body of that many MiB; ``/garbage`` answers bytes that are not HTTP. (The sleeps of
 ``/slow`` and ``/hang`` are what those receivers are for, a slow or silent endpoint; no test waits on them.)
 """
 
@@ -102,6 +102,14 @@ class Receiver:
         request.transport.close()
         return web.Response(status=200)
 
+    async def garbage(self, request: web.Request) -> web.StreamResponse:
+        """An answer that is not HTTP."""
+        await self._record(request)
+        assert request.transport is not None
+        request.transport.write(b"NOT HTTP AT ALL\r\n\r\n")
+        request.transport.close()
+        return web.Response(status=200)
+
     async def big(self, request: web.Request) -> web.StreamResponse:
         """200 with a body of ``mb`` MiB, streamed; how much of it went out is in ``streamed[path]``."""
         await self._record(request)
@@ -134,6 +142,7 @@ class Receiver:
         app.router.add_post("/reset", self.reset)
         app.router.add_post("/hang", self.hang)
         app.router.add_post("/big/{mb}", self.big)
+        app.router.add_post("/garbage", self.garbage)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

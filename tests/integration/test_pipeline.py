@@ -172,6 +172,16 @@ async def test_a_reset_connection_is_a_failed_try(tmp_path: Path, store: Store, 
     assert w.last_failure in ("connection reset", "connection closed before an answer")
 
 
+async def test_an_answer_that_is_not_http_is_said_in_plain_words(
+    tmp_path: Path, store: Store, receiver: Receiver
+) -> None:
+    await add_configuration(store, receiver.url("/garbage"))
+    await record(store, range(1))
+    await deliver(store, tmp_path, retries=0)
+    (w,) = await history(store)
+    assert (w.status, w.last_failure) == (WebhookStatus.FAILED, "malformed HTTP answer")
+
+
 async def test_a_huge_answer_is_read_only_up_to_a_small_cap(tmp_path: Path, store: Store, receiver: Receiver) -> None:
     await add_configuration(store, receiver.url("/big/512"))  # a 512 MiB answer
     await record(store, range(1))

@@ -148,6 +148,10 @@ class Egress:
             return Answer(None, "connection closed before an answer")
         except aiohttp.ClientOSError as exc:
             return Answer(None, _os_failure(exc))
+        except aiohttp.ClientResponseError:
+            # aiohttp's parser could not read the answer (it reports that as its own "400"); the receiver's
+            # bytes are not repeated in the log
+            return Answer(None, "malformed HTTP answer")
         except aiohttp.ClientError as exc:
             return Answer(None, f"HTTP error: {exc.__class__.__name__}: {exc}")
         except (ValueError, asyncio.InvalidStateError) as exc:
