@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -95,13 +95,52 @@ async def running(
                 yield service
             finally:
                 if captures is not None:
-                    await captures.stop()
+                    await _logged(captures.stop(), "stopping capture failed")
         finally:
             if loops is not None:
-                await loops.stop()
+                # A try whose outcome cannot be written now (the store is gone) is tried again once its lease
+                # runs out: said in the log, and the process still ends as asked.
+                await _logged(loops.stop(), "stopping the pipeline failed")
     finally:
         if store is None:
             await opened.close()
+
+
+async def _logged(stopping: Awaitable[None], what: str) -> None:
+    try:
+        await stopping
+    except Exception:
+        log.exception(what)
+
+
+class StopSignals:
+    """SIGTERM and SIGINT noted from the first moment of ``serve``, so a stop asked for while it starts ends it
+    cleanly once started, rather than killing it half-way.
+
+    While it serves, uvicorn handles them itself (a graceful shutdown), then raises the signal again for the
+    handler that was there before: this one, which has nothing left to do, so the pipeline stops and the
+    process exits with status 0.
+    """
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.server: Any = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.asked = True
+        if self.server is not None:  # it came between the server's making and its own handlers
+            self.server.should_exit = True
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, for the commands without an HTTP server."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 # commands
@@ -148,6 +187,7 @@ async def serve(
             if self.started:
                 on_listening(base_url(self.config.host, self.config.port))
 
+    signals = StopSignals()
     if pipeline:
         await check_sources(settings.capture)
     async with running(settings, pipeline=pipeline) as service:
@@ -168,10 +208,9 @@ async def serve(
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         )
-        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the handler that
-        # was there before; a no-op one lets the pipeline stop cleanly and the process exit with status 0.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, frame: None)
+        signals.server = server
+        if signals.asked:
+            return  # asked to stop while starting
         try:
             await server.serve()
         except SystemExit:
@@ -182,20 +221,15 @@ async def serve(
             )
 
 
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 async def work(settings: Settings) -> None:
     """``worker``: the pipeline (and ``[[capture]]`` sources) alone until SIGTERM or SIGINT, then a clean stop."""
+    stop = _stop_on_signals()
     await check_sources(settings.capture)
     async with running(settings, pipeline=True):
-        log.info("webhook-manager worker running on %s", settings.database_url.split("@")[-1])
-        await _until_signalled()
+        logging.getLogger("webhook_manager.pipeline").info(
+            "webhook-manager worker running on %s", settings.database_url.split("@")[-1]
+        )
+        await stop.wait()
 
 
 async def prepare_capture(spec: CaptureSpec, settings: Settings, *, teardown: bool) -> str:

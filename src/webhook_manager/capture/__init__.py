@@ -1,3 +1,4 @@
 """Database change capture (docs/capture.md): inserts, updates and deletes in an application's tables become
-events, exactly once. :mod:`.runner` runs a source; :mod:`.sqlite`, :mod:`.postgres_logical` and
-:mod:`.postgres_trigger` are the sources."""
+events, exactly once. :mod:`.source` is the contract every source keeps and names the sources
+(:mod:`.sqlite_outbox`, :mod:`.postgres_logical`, :mod:`.postgres_trigger`, :mod:`.mysql_binlog`);
+:mod:`.pump` runs one, :mod:`.supervisor` keeps them running."""

@@ -87,6 +87,11 @@ class Connector(Protocol):
         answer (a lease lost with the machine only means a webhook is tried again)."""
         ...
 
+    async def write_one(self, steps: Steps[T]) -> T:
+        """Run ``steps`` that make one write statement, atomic by itself: a write like any other on SQLite; on
+        PostgreSQL without BEGIN and COMMIT around it (one round trip, not three, on the hot path of events in)."""
+        ...
+
     async def steps(self, steps: Steps[T]) -> T:
         """Run ``steps`` as several small transactions, each opened with :meth:`Db.transaction`."""
         ...

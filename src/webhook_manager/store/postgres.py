@@ -127,6 +127,10 @@ class PostgresConnector:
         async with self._db(transaction=True) as db:
             return await steps(db)
 
+    async def write_one(self, steps: Steps[T]) -> T:
+        async with self._db(transaction=False) as db:
+            return await steps(db)
+
     async def steps(self, steps: Steps[T]) -> T:
         async with self._db(transaction=False) as db:
             return await steps(db)

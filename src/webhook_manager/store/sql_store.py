@@ -228,7 +228,7 @@ class SqlStore:
         async def record(db: Db) -> bool:
             return await db.fetch_value("record_bundle", client_code, table, action, count, items, now_ms) is not None
 
-        return await self._c.write(record)
+        return await self._c.write_one(record)
 
     async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
         async def bundles(db: Db) -> list[Row]:
@@ -248,7 +248,7 @@ class SqlStore:
         async def forget(db: Db) -> bool:
             return await db.execute("forget_capture_position", source) > 0
 
-        return await self._c.write(forget)
+        return await self._c.write_one(forget)
 
     async def record_captured(
         self,

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import orjson
 
 from webhook_manager.domain.errors import StoreUnavailable
-from webhook_manager.store.dialect import DuplicateKey, Row, Steps, load_queries
+from webhook_manager.store.dialect import Db, DuplicateKey, Row, Steps, load_queries
 
 T = TypeVar("T")
 
@@ -143,6 +143,10 @@ class SqliteDb:
             self._conn.execute(statement)
 
 
+async def _nothing(db: Db) -> None:
+    """Steps that do nothing, in a write transaction all the same."""
+
+
 class SqliteConnector:
     """The :class:`~webhook_manager.store.dialect.Connector` of one SQLite file."""
 
@@ -166,7 +170,7 @@ class SqliteConnector:
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the store's folder {Path(path).parent}: {exc.strerror}") from None
         try:
-            await connector._on(connector._writer, lambda conn: None)
+            await connector.write(_nothing)  # the file opens, and takes a write
         except BaseException:
             await connector.close()
             raise
@@ -207,6 +211,9 @@ class SqliteConnector:
                     conn.execute("PRAGMA synchronous = FULL")
 
         return await self._on(self._writer, in_transaction)
+
+    async def write_one(self, steps: Steps[T]) -> T:
+        return await self.write(steps)
 
     async def steps(self, steps: Steps[T]) -> T:
         # One writer: the units of a run need no transactions of their own, and one commit costs one fsync.
