@@ -30,6 +30,7 @@ from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.errors import WebhookManagerError
 from webhook_manager.domain.model import User
+from webhook_manager.observability.redaction import SecretsRedacted
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, migrated_store, open_store
 
@@ -208,6 +209,8 @@ async def serve(
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         )
+        # uvicorn's access log (when it is on) writes request targets; secrets in a query string are hidden.
+        logging.getLogger("uvicorn.access").addFilter(SecretsRedacted())
         signals.server = server
         if signals.asked:
             return  # asked to stop while starting

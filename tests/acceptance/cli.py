@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,6 +68,20 @@ def account_create(
 class Served:
     def __init__(self, process: subprocess.Popen[str], url: str, banner: list[str]) -> None:
         self.process, self.url, self.banner = process, url, banner
+
+    def next_line(self, wanted: Callable[[str], bool], timeout: float = 10.0) -> str:
+        """The next line the process writes to standard output that ``wanted`` accepts (within ``timeout``)."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self.process.stdout], [], [], left)
+            if ready:
+                line = self.process.stdout.readline()
+                if not line:
+                    break
+                if wanted(line):
+                    return line
+        pytest.fail(f"no such line on standard output within {timeout} s")
 
 
 @contextmanager

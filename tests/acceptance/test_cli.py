@@ -141,3 +141,13 @@ def test_a_file_that_is_not_a_store_stops_with_one_line(workdir: Path) -> None:
         assert "Traceback" not in result.stderr
         assert "store unavailable" in result.stderr
         assert "not a database" in result.stderr
+
+
+def test_the_access_log_keeps_no_secret_of_a_query_string(workdir: Path) -> None:
+    with serve(workdir, "--no-bootstrap-account", env={"WEBHOOK_MANAGER_ACCESS_LOG": "true"}) as served:
+        target = "/api/?request=getSessionKeyInfo&clientCode=100&username=bob&sessionKey=S3CRETKEY&password=PW0RD123"
+        httpx.get(served.url + target, timeout=10)
+        line = served.next_line(lambda text: "/api/?" in text)
+    assert "S3CRETKEY" not in line
+    assert "PW0RD123" not in line
+    assert "request=getSessionKeyInfo&clientCode=100&username=bob&sessionKey=***&password=***" in line

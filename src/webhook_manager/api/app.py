@@ -18,7 +18,7 @@ from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
-from webhook_manager.domain.errors import WebhookManagerError
+from webhook_manager.domain.errors import ClientGone, WebhookManagerError
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -58,6 +58,8 @@ def _map_errors(app: FastAPI) -> None:
 
     @app.exception_handler(WebhookManagerError)
     async def domain_error(request: Request, exc: WebhookManagerError) -> JSONResponse:
+        if isinstance(exc, ClientGone):  # not an error of ours: a line for whoever debugs, no traceback
+            log.debug("%s %s: %s", request.method, request.url.path, exc.message)
         return error_response(exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)

@@ -6,9 +6,10 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from webhook_manager.domain.errors import InvalidInput, PayloadTooLarge
+from webhook_manager.domain.errors import ClientGone, InvalidInput, PayloadTooLarge
 
 
 class JSONResponse(Response):
@@ -31,11 +32,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone("the client went away before sending the whole body") from None
     request._body = b"".join(chunks)  # what Request.body() keeps, so request.form() can read it again
     return request._body
 

@@ -48,6 +48,12 @@ class PayloadTooLarge(WebhookManagerError):
     status = 413
 
 
+class ClientGone(WebhookManagerError):
+    """The client closed the connection before it had sent its whole request; there is nobody to answer."""
+
+    status = 400
+
+
 class StoreUnavailable(WebhookManagerError):
     """The store did not answer; the caller may try again."""
 

@@ -1,0 +1,1 @@
+"""What the service tells its operators: its logs (and, later, its metrics)."""
