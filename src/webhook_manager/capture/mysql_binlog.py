@@ -82,13 +82,6 @@ BINLOG_EVENTS = [
 """The binlog events the capture reads (:func:`record_of` turns each into what the assembler follows)."""
 
 
-def parse_position(position: str) -> tuple[str, int, int]:
-    """``"<file>:<offset>:<changes recorded>"`` → its parts."""
-    parsed = TransactionPosition.parse(position)
-    file, _, offset = parsed.boundary.rpartition(":")
-    return file, int(offset), parsed.taken
-
-
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
 
@@ -300,7 +293,9 @@ class MysqlSource:
     def resume(self, position: str | None) -> None:
         if position is None:
             position = self.current_position()
-        file, offset, count = parse_position(position)
+        resumed = TransactionPosition.parse(position)  # "<file>:<offset>:<changes taken>"
+        file, _, at = resumed.boundary.rpartition(":")
+        offset = int(at)
         on_server = {str(row[0]) for row in self._query("SHOW BINARY LOGS")}
         if file not in on_server:
             raise CaptureError(
@@ -312,7 +307,7 @@ class MysqlSource:
             self._tables,
             self.database,
             with_data=self.spec.data == "row",
-            resume=TransactionPosition(f"{file}:{offset}", count),
+            resume=resumed,
         )
         self._handed = position
         self._stream = BinLogStreamReader(

@@ -48,11 +48,6 @@ class SqlStore:
     def single_process(self) -> bool:
         return self._c.single_process
 
-    @property
-    def dialect(self) -> str:
-        """``sqlite`` or ``postgres``: for messages and tools, never for decisions."""
-        return self._c.dialect
-
     async def close(self) -> None:
         await self._c.close()
 
