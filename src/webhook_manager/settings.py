@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     retry_delay_s: float = Field(10.0, ge=0, le=86_400)
     # Count any 2xx answer as success, not only 200.
     accept_any_2xx: bool = False
+    # At most this many webhook configurations per client (a create beyond it is refused with 400).
+    max_configurations_per_client: int = Field(100, ge=1, le=100_000)
+    # At most this many configurations per client for one table and action: one event makes one POST per
+    # configuration of its table and action.
+    max_configurations_per_subject: int = Field(20, ge=1, le=10_000)
     # Allow endpoints on loopback, private, link-local, multicast and reserved addresses.
     allow_private_endpoints: bool = False
     # At most this many tries in flight at once, in all.

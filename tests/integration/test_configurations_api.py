@@ -409,6 +409,29 @@ def test_private_endpoints_are_accepted_when_allowed(tmp_path: Path, check: Chec
                 assert create(client, check, carol, endpoint=url)["endpoint"] == url
 
 
+def test_configurations_are_capped_per_table_and_action_and_per_client(
+    http: httpx.Client, login: Any, check: Check
+) -> None:
+    """The defaults: 20 for one table and action, 100 in all; a refused call is a 400 that names the setting."""
+    alice = login("3004")
+    ids = [create(http, check, alice)["id"] for _ in range(20)]
+    message = check.error(send(http, "POST", alice, body=VALID), 400)
+    assert "max_configurations_per_subject" in message, message
+    other = create(http, check, alice, table="invoice")
+    moved = check.error(send(http, "PUT", alice, other["id"], body=VALID), 400)  # into the full one
+    assert "max_configurations_per_subject" in moved, moved
+    assert fetch(http, check, alice, other["id"]) == other
+    for n in range(79):
+        create(http, check, alice, table=f"table{n // 20}", action=["insert", "update", "delete", "confirm"][n % 4])
+    message = check.error(send(http, "POST", alice, body={**VALID, "table": "order"}), 400)
+    assert "max_configurations_per_client" in message, message
+    assert len(listing(http, check, alice)) == 100
+    check.removed(send(http, "DELETE", alice, ids[0]))
+    create(http, check, alice)  # room again
+    bob = login("3005")
+    create(http, check, bob)  # caps are per client
+
+
 # 6. Body size
 
 

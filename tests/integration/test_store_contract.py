@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from webhook_manager.delivery.batching import plan_batches
-from webhook_manager.domain.errors import CaptureConflict, Conflict
+from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached
 from webhook_manager.domain.ids import new_id
 from webhook_manager.domain.model import (
     Action,
@@ -21,6 +21,7 @@ from webhook_manager.domain.model import (
     AttemptOutcome,
     CapturedGroup,
     Configuration,
+    ConfigurationCaps,
     ConfigurationInput,
     EventStatus,
     Formed,
@@ -130,6 +131,43 @@ async def test_replace_changes_every_field_but_id_client_and_creation(store: Sto
     )
     assert await store.get_configuration("100", original.id) == replaced
     assert await store.replace_configuration("100", new_id(), new, 99) is None
+
+
+async def test_configuration_caps_count_per_client_and_per_table_and_action(store: Store) -> None:
+    caps = ConfigurationCaps(per_client=3, per_subject=2)
+    for at in (1, 2):
+        await store.create_configuration(configuration("100", at), caps=caps)
+    with pytest.raises(LimitReached, match="max_configurations_per_subject"):
+        await store.create_configuration(configuration("100", 3), caps=caps)
+    invoice = configuration("100", 4, "invoice")
+    await store.create_configuration(invoice, caps=caps)
+    with pytest.raises(LimitReached, match="max_configurations_per_client"):
+        await store.create_configuration(configuration("100", 5, "order"), caps=caps)
+    await store.create_configuration(configuration("200", 6), caps=caps)  # another client has its own caps
+    assert [c.created_at_ms for c in await store.list_configurations("100")] == [1, 2, 4]
+
+    # Moving a configuration into a full table and action is refused and changes nothing; staying is fine.
+    into_full = ConfigurationInput("product", Action.INSERT, "https://example.org/moved", "x")
+    with pytest.raises(LimitReached, match="max_configurations_per_subject"):
+        await store.replace_configuration("100", invoice.id, into_full, 9, caps=caps)
+    assert await store.get_configuration("100", invoice.id) == invoice
+    first = (await store.list_configurations("100"))[0]
+    kept = ConfigurationInput("product", Action.INSERT, "https://example.org/new", "y", disabled=True)
+    replaced = await store.replace_configuration("100", first.id, kept, 9, caps=caps)
+    assert replaced is not None
+    assert replaced.endpoint == "https://example.org/new"
+    assert await store.replace_configuration("100", new_id(), kept, 9, caps=caps) is None
+
+
+async def test_configuration_caps_hold_under_parallel_creates(store: Store) -> None:
+    caps = ConfigurationCaps(per_client=5, per_subject=20)
+    outcomes = await asyncio.gather(
+        *(store.create_configuration(configuration("100", at), caps=caps) for at in range(12)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, LimitReached) for o in outcomes) == 7
+    assert [o for o in outcomes if not isinstance(o, LimitReached | None)] == []
+    assert len(await store.list_configurations("100")) == 5
 
 
 async def test_remove_only_the_clients_own(store: Store) -> None:

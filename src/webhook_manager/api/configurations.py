@@ -12,9 +12,10 @@ from webhook_manager.api.params import checked_id
 from webhook_manager.api.responses import JSONResponse, read_json
 from webhook_manager.domain.errors import NotFound
 from webhook_manager.domain.ids import new_id
-from webhook_manager.domain.model import Configuration
+from webhook_manager.domain.model import Configuration, ConfigurationCaps
 from webhook_manager.domain.timefmt import rfc3339_ms
 from webhook_manager.ingest.configuration_input import parse_configuration_input
+from webhook_manager.settings import Settings
 
 router = APIRouter(prefix="/v1/webhook-configuration", tags=["webhook-configuration"])
 
@@ -25,6 +26,11 @@ _BODY_DOC: dict[str, Any] = {
         "content": {"application/json": {"schema": schemas.InputWebhookConfiguration.model_json_schema()}},
     }
 }
+
+
+def caps_of(settings: Settings) -> ConfigurationCaps:
+    """The configuration caps the settings give every client."""
+    return ConfigurationCaps(settings.max_configurations_per_client, settings.max_configurations_per_subject)
 
 
 def configuration_json(c: Configuration) -> dict[str, Any]:
@@ -80,7 +86,7 @@ async def add_configuration(
         created_at_ms=now,
         updated_at_ms=now,
     )
-    await store.create_configuration(configuration)
+    await store.create_configuration(configuration, caps=caps_of(settings))
     return JSONResponse(configuration_json(configuration))
 
 
@@ -113,7 +119,9 @@ async def replace_configuration(
     given = parse_configuration_input(
         await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
     )
-    configuration = await store.replace_configuration(session.client_code, id, given, clock.now_ms())
+    configuration = await store.replace_configuration(
+        session.client_code, id, given, clock.now_ms(), caps=caps_of(settings)
+    )
     if configuration is None:
         raise NotFound(f"no webhook configuration with id {id}")
     return JSONResponse(configuration_json(configuration))

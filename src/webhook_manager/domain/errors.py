@@ -30,6 +30,12 @@ class InvalidInput(WebhookManagerError):
         self.problem = problem
 
 
+class LimitReached(WebhookManagerError):
+    """A change refused because it would take a client past a cap of the settings; the message names it."""
+
+    status = 400
+
+
 class NotFound(WebhookManagerError):
     """The thing asked for does not exist, or belongs to another client."""
 

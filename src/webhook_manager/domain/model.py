@@ -77,6 +77,14 @@ class Configuration:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigurationCaps:
+    """How many configurations a client may have, in all and per table and action (settings.py)."""
+
+    per_client: int
+    per_subject: int
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     """A user of a client, who logs in with a password for session keys."""
 

@@ -10,6 +10,7 @@ from webhook_manager.domain.model import (
     AttemptOutcome,
     CapturedGroup,
     Configuration,
+    ConfigurationCaps,
     ConfigurationInput,
     DueWebhook,
     EventRecord,
@@ -100,14 +101,26 @@ class Store(Protocol):
         """One configuration of the client, or None (also when it belongs to another client)."""
         ...
 
-    async def create_configuration(self, configuration: Configuration) -> None:
-        """Store a new configuration (its client is created when new)."""
+    async def create_configuration(
+        self, configuration: Configuration, *, caps: ConfigurationCaps | None = None
+    ) -> None:
+        """Store a new configuration (its client is created when new); raise LimitReached, storing nothing,
+        when the client would have more configurations than ``caps`` allow (in all or for its table and
+        action). Parallel calls of one client are counted one after the other."""
         ...
 
     async def replace_configuration(
-        self, client_code: str, configuration_id: str, new: ConfigurationInput, now_ms: int
+        self,
+        client_code: str,
+        configuration_id: str,
+        new: ConfigurationInput,
+        now_ms: int,
+        *,
+        caps: ConfigurationCaps | None = None,
     ) -> Configuration | None:
-        """Replace every field of one of the client's configurations; None when there is no such one."""
+        """Replace every field of one of the client's configurations; None when there is no such one.
+        Raise LimitReached, changing nothing, when its new table and action would have more than
+        ``caps.per_subject`` configurations."""
         ...
 
     async def remove_configuration(self, client_code: str, configuration_id: str, now_ms: int) -> bool:

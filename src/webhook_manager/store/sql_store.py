@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import orjson
 
-from webhook_manager.domain.errors import CaptureConflict, Conflict
+from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached
 from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
     CapturedGroup,
     Configuration,
+    ConfigurationCaps,
     ConfigurationInput,
     DueWebhook,
     EventRecord,
@@ -164,11 +165,15 @@ class SqlStore:
         row = await self._c.read(find)
         return None if row is None else Configuration.from_row(row)
 
-    async def create_configuration(self, configuration: Configuration) -> None:
+    async def create_configuration(
+        self, configuration: Configuration, *, caps: ConfigurationCaps | None = None
+    ) -> None:
         c = configuration
 
         async def create(db: Db) -> None:
             await db.execute("add_client", c.client_code, c.created_at_ms)
+            if caps is not None:
+                await _check_caps(db, caps, c.client_code, c.table, c.action.value, new=True)
             await db.execute(
                 "add_configuration",
                 c.id,
@@ -185,7 +190,13 @@ class SqlStore:
         await self._c.write(create)
 
     async def replace_configuration(
-        self, client_code: str, configuration_id: str, new: ConfigurationInput, now_ms: int
+        self,
+        client_code: str,
+        configuration_id: str,
+        new: ConfigurationInput,
+        now_ms: int,
+        *,
+        caps: ConfigurationCaps | None = None,
     ) -> Configuration | None:
         async def replace(db: Db) -> Row | None:
             row = await db.fetch_one(
@@ -199,6 +210,8 @@ class SqlStore:
                 configuration_id,
                 client_code,
             )
+            if row is not None and caps is not None:  # raising rolls the change back
+                await _check_caps(db, caps, client_code, new.table, new.action.value, new=False, id=configuration_id)
             if row is not None and new.disabled:
                 await db.execute("fail_unsent_webhooks", now_ms, "configuration disabled", configuration_id)
             return row
@@ -434,3 +447,22 @@ def events_of_bundles(bundles: Iterable[Row], table: str, action: str, limit: in
             if len(events) >= limit:
                 return events
     return events
+
+
+async def _check_caps(
+    db: Db, caps: ConfigurationCaps, client_code: str, table: str, action: str, *, new: bool, id: str = ""
+) -> None:
+    """Raise LimitReached when the change would give the client more configurations than ``caps`` allow."""
+    await db.fetch_one("lock_client", client_code)
+    row = await db.fetch_one("count_configurations", client_code, table, action, id)
+    others, same_subject = (int(row[0]), int(row[1])) if row is not None else (0, 0)
+    if new and others >= caps.per_client:
+        raise LimitReached(
+            f"client {client_code} has {others} webhook configurations, the most allowed"
+            " (setting max_configurations_per_client); remove one first"
+        )
+    if same_subject >= caps.per_subject:
+        raise LimitReached(
+            f"client {client_code} has {same_subject} webhook configurations for table {table!r} and action"
+            f" {action!r}, the most allowed (setting max_configurations_per_subject)"
+        )

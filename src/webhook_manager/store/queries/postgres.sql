@@ -34,6 +34,12 @@ ON CONFLICT (client_code, username) DO UPDATE SET
     last_failure_at = excluded.last_failure_at
 RETURNING count, last_failure_at
 
+-- configurations
+
+-- name: lock_client
+-- a client's configurations are counted and changed one writer at a time, so caps hold under parallel calls
+SELECT code FROM clients WHERE code = $1 FOR UPDATE
+
 -- events
 
 -- name: record_bundle

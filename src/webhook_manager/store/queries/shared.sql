@@ -49,6 +49,11 @@ FROM configurations WHERE client_code = $1 ORDER BY seq
 SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
 FROM configurations WHERE id = $1 AND client_code = $2
 
+-- name: count_configurations
+-- the client's configurations other than $4, and how many of them are for table $2 and action $3
+SELECT count(*), coalesce(sum(CASE WHEN table_name = $2 AND action = $3 THEN 1 ELSE 0 END), 0)
+FROM configurations WHERE client_code = $1 AND id <> $4
+
 -- name: add_configuration
 INSERT INTO configurations (id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -34,6 +34,12 @@ ON CONFLICT (client_code, username) DO UPDATE SET
     last_failure_at = excluded.last_failure_at
 RETURNING count, last_failure_at
 
+-- configurations
+
+-- name: lock_client
+-- one writer at a time: nothing to lock
+SELECT $1 IS NOT NULL
+
 -- events
 
 -- name: record_bundle
