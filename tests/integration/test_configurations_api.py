@@ -296,6 +296,7 @@ PRIVATE = [
     "http://[::ffff:127.0.0.1]/x",
     "http://[64:ff9b::7f00:1]/x",
     "http://[fc00::1]/x",
+    "http://[fec0::1]/x",
     "http://0.0.0.0/x",
     "http://224.0.0.1/x",
 ]
@@ -310,6 +311,12 @@ NOT_ENDPOINTS = [
     "https://example.com:99999/x",
     "https://example.com/a b",
     "https://example.com/" + "a" * (2049 - 20),
+    # What urllib reads as example.com, the sender (yarl) cannot read at all, or reads as another host.
+    "http://127.0.0.1\\@example.com/x",
+    "http://[::1]@example.com/x",
+    "http://example.com:0/x",
+    "http://%31%32%37.0.0.1/x",
+    "http://exa%6Dple.com/x",
 ]
 WRONG: list[tuple[str, Any]] = [
     *[("table", v) for v in (5, "t" * 65, "", "pro duct", "pro/duct", "prödukt")],

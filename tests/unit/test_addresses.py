@@ -18,6 +18,7 @@ from webhook_manager.domain.addresses import forbidden_reason, is_localhost_name
         ("fc00::1", "private"),
         ("169.254.169.254", "link-local"),
         ("fe80::1", "link-local"),
+        ("fec0::1", "site-local"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
         ("0.0.0.0", "unspecified"),

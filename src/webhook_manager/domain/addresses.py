@@ -25,6 +25,8 @@ def forbidden_reason(address: IPAddress) -> str | None:  # noqa: C901 - one flat
         return "a loopback address"
     if address.is_link_local:
         return "a link-local address"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "a site-local address"  # fec0::/10: deprecated, but routed inside sites that still use it
     if address.is_multicast:
         return "a multicast address"
     if address.is_unspecified:

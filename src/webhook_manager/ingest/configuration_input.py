@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import yarl
+
 from webhook_manager.domain.addresses import forbidden_reason, is_localhost_name, literal_address
 from webhook_manager.domain.errors import InvalidInput
 from webhook_manager.domain.model import ConfigurationInput
@@ -49,14 +51,21 @@ def check_endpoint(value: Any, *, allow_private: bool, field: str = "endpoint") 
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a port out of range
+        # The sender's own parser (aiohttp's): a URL it cannot read could never be sent, and it must name the
+        # host that is checked here, whatever the two parsers make of backslashes, '@' or '[…]' in the authority.
+        url = yarl.URL(value)
     except ValueError as exc:
         raise InvalidInput(field, f"is not a valid URL ({exc})") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidInput(field, "must be an absolute http:// or https:// URL")
     host = parts.hostname
-    if not host:
+    if not host or not url.raw_host:
         raise InvalidInput(field, "must name a host")
-    refused = None if allow_private else _private_host(host)
+    if "%" in host or "%" in url.raw_host:
+        raise InvalidInput(field, "must not percent-encode its host")
+    if url.explicit_port == 0:
+        raise InvalidInput(field, "port must be 1 to 65535")
+    refused = None if allow_private else _private_host(host) or _private_host(url.raw_host)
     if refused is not None:
         raise InvalidInput(field, f"{refused}; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it")
     return value
