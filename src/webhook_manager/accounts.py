@@ -9,6 +9,7 @@ answer nor the block tells an attacker which users exist.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import re
@@ -21,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from webhook_manager.domain.errors import InvalidInput, Unauthorized
 from webhook_manager.domain.model import Session, User
+from webhook_manager.login_guard import LoginGuard, TooManyLogins
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -45,6 +47,7 @@ class LoginError(Exception):
 
 
 # Erply's codes (docs/api.md).
+TOO_MANY_LOGINS = 1002
 CREDENTIALS_MISSING = 1050
 LOGIN_FAILED = 1051
 USER_BLOCKED = 1052
@@ -112,31 +115,39 @@ def session_length(raw: str | int | None) -> int:
 async def verify_user(
     store: Store,
     settings: Settings,
+    guard: LoginGuard,
     *,
     client_code: str,
     username: str,
     password: str,
     length_s: int,
     now_ms: int,
+    address: str,
 ) -> NewSession:
-    """Log a user in (Erply's verifyUser); raise :class:`LoginError` with 1050, 1051 or 1052."""
+    """Log a user in (Erply's verifyUser) for a caller at ``address``; raise :class:`LoginError` with 1050,
+    1051, 1052, or 1002 when that address has too many logins under way."""
     if not username or not password:
         raise LoginError(CREDENTIALS_MISSING, "username or password missing")
     if CLIENT_CODE_PATTERN.fullmatch(client_code) is None or len(username) > MAX_USERNAME_LENGTH:
         raise LoginError(LOGIN_FAILED, "login failed")  # cannot exist; not worth a row of failures
-    block_ms = settings.login_block_s * 1000
-    # The try is counted before the password is checked, so tries made at once cannot get past the limit;
-    # a success clears the count. While blocked, every try keeps the block going.
-    attempt = await store.record_login_failure(client_code, username, now_ms, restart_before_ms=now_ms - block_ms)
-    if attempt.count > settings.login_max_failures:
-        raise LoginError(USER_BLOCKED, "user temporarily blocked after repeated failed logins")
-    user = await store.find_user(client_code, username)
-    if user is None:
-        await asyncio.to_thread(verify_password, await asyncio.to_thread(_decoy_hash), password)
-        raise LoginError(LOGIN_FAILED, "login failed")
-    if not await asyncio.to_thread(verify_password, user.password_hash, password):
-        raise LoginError(LOGIN_FAILED, "login failed")
-    await store.clear_login_failures(client_code, username)
+    window_start = now_ms - settings.login_block_s * 1000
+    # The pair's logins run one at a time, so each sees the failures of those before it: parallel tries
+    # cannot get past the limit, and a correct one is never refused because of its twins. A refused try
+    # is not a failure, so the block ends login_block_s after the failures that made it.
+    async with guard.pair(client_code, username):
+        if await store.login_failures(client_code, username, window_start) >= settings.login_max_failures:
+            raise LoginError(USER_BLOCKED, "user temporarily blocked after repeated failed logins")
+        user = await store.find_user(client_code, username)
+        # An unknown user costs as much as a wrong password, so time does not tell who exists.
+        password_hash = user.password_hash if user is not None else await asyncio.to_thread(_decoy_hash)
+        try:
+            matches = await guard.check(address, functools.partial(verify_password, password_hash, password))
+        except TooManyLogins:
+            raise LoginError(TOO_MANY_LOGINS, "too many logins under way from this address") from None
+        if user is None or not matches:
+            await store.record_login_failure(client_code, username, now_ms, forget_before_ms=window_start)
+            raise LoginError(LOGIN_FAILED, "login failed")
+        await store.clear_login_failures(client_code, username)
     key = new_session_key()
     session = Session(
         key_hash=hash_session_key(key),

@@ -73,14 +73,22 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     # Finished webhooks and processed events are kept this many hours, then purged.
     retention_hours: float = Field(24.0, gt=0, le=24 * 366)
-    # After this many failed logins in a row, a user is blocked for login_block_s (Erply error 1052).
+    # A (client, username) with this many failed logins within the last login_block_s is refused (Erply 1052).
     login_max_failures: int = Field(5, ge=1, le=1000)
-    # How long a user stays blocked after too many failed logins, in seconds.
+    # The window of failed logins, in seconds: a block ends when the oldest of its failures is this old.
     login_block_s: int = Field(900, ge=1, le=86_400)
     # Log every HTTP request (costs throughput; off by default).
     access_log: bool = False
     # Log level of the service's own messages.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # A request's line and headers over this many bytes are answered 431 and the connection closed.
+    max_header_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    # A request's line and headers must arrive within this many seconds of its first byte (or the connection), else 408.
+    header_read_timeout_s: float = Field(10.0, gt=0, le=3600)
+    # A kept-alive connection with no request is closed after this many seconds.
+    keep_alive_idle_s: int = Field(5, ge=1, le=3600)
+    # Open connections at most; past it, the longest waiting with no request in flight is closed (503), or the new one.
+    max_connections: int = Field(1000, ge=1, le=1_000_000)
     # Database change capture sources that `serve` and `worker` run ([[capture]] sections, docs/capture.md).
     capture: tuple[CaptureSpec, ...] = ()
 

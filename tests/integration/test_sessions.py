@@ -204,6 +204,40 @@ def test_tries_made_at_once_cannot_get_past_the_limit(strict_server: httpx.Clien
     assert codes.count(accounts.USER_BLOCKED) == 17
 
 
+def test_the_block_slides_and_refused_tries_do_not_extend_it(strict_server: httpx.Client, clock: FakeClock) -> None:
+    http = strict_server
+    for _ in range(3):
+        assert_error(verify_user(http, "100", "alice", "wrong password"), accounts.LOGIN_FAILED)
+    clock.advance(500)
+    # Refused while blocked, right or wrong: neither is a failure, so neither keeps the block going.
+    assert_error(verify_user(http, "100", "alice", "wrong password"), accounts.USER_BLOCKED)
+    assert_error(verify_user(http, "100", "alice", PASSWORD), accounts.USER_BLOCKED)
+    clock.advance(501)  # the three failures are now older than the 1 s block
+    assert verify_user(http, "100", "alice", PASSWORD)["status"]["errorCode"] == 0
+
+
+def test_one_wrong_try_now_and_then_never_blocks(strict_server: httpx.Client, clock: FakeClock) -> None:
+    http = strict_server
+    for _ in range(8):  # never three within one second
+        assert_error(verify_user(http, "100", "alice", "wrong password"), accounts.LOGIN_FAILED)
+        clock.advance(600)
+    assert verify_user(http, "100", "alice", PASSWORD)["status"]["errorCode"] == 0
+
+
+def test_correct_logins_made_at_once_are_never_blocked(strict_server: httpx.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = str(strict_server.base_url)
+
+    def one(_: int) -> int:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            return int(verify_user(http, "100", "alice", PASSWORD)["status"]["errorCode"])
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(one, range(12)))
+    assert codes == [0] * 12  # login_max_failures is 3
+
+
 def test_names_that_cannot_exist_fail_without_storing_anything(http: httpx.Client, settings: Settings) -> None:
     answer = verify_user(http, "1" * 50_000, "u" * 1000, "x")
     assert_error(answer, accounts.LOGIN_FAILED)

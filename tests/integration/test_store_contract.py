@@ -53,7 +53,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:
@@ -83,16 +83,18 @@ async def test_only_the_first_user_is_created_with_only_if_first(store: Store) -
     assert await store.find_user("100", "admin2") is None
 
 
-async def test_login_failures_count_up_restart_and_clear(store: Store) -> None:
-    assert await store.login_failures("100", "alice") is None
-    for n in range(1, 4):
-        got = await store.record_login_failure("100", "alice", now_ms=1000 + n, restart_before_ms=0)
-        assert (got.count, got.last_failure_ms) == (n, 1000 + n)
-    assert (await store.login_failures("100", "bob")) is None
-    restarted = await store.record_login_failure("100", "alice", now_ms=9000, restart_before_ms=5000)
-    assert restarted.count == 1
+async def test_login_failures_are_counted_in_a_window_and_cleared(store: Store) -> None:
+    assert await store.login_failures("100", "alice", since_ms=0) == 0
+    for at in (1000, 2000, 3000):
+        await store.record_login_failure("100", "alice", at, forget_before_ms=0)
+    assert await store.login_failures("100", "alice", since_ms=0) == 3
+    assert await store.login_failures("100", "alice", since_ms=2000) == 2  # a sliding window
+    assert await store.login_failures("100", "bob", since_ms=0) == 0
+    await store.record_login_failure("100", "bob", 9000, forget_before_ms=2500)  # forgets old ones of anyone
+    assert await store.login_failures("100", "alice", since_ms=0) == 1
     await store.clear_login_failures("100", "alice")
-    assert await store.login_failures("100", "alice") is None
+    assert await store.login_failures("100", "alice", since_ms=0) == 0
+    assert await store.login_failures("100", "bob", since_ms=0) == 1
 
 
 async def test_sessions_are_found_by_key_hash_and_expired_ones_purged(store: Store) -> None:

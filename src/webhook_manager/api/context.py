@@ -3,12 +3,13 @@ the clock. Typed, so a handler never looks anything up by name."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
 from webhook_manager.delivery.notifier import Notifier
 from webhook_manager.domain.clock import Clock
+from webhook_manager.login_guard import LoginGuard
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -21,6 +22,7 @@ class ApiContext:
     store: Store
     notifier: Notifier
     clock: Clock
+    logins: LoginGuard = field(default_factory=LoginGuard)
 
 
 class ServiceApp(FastAPI):

@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException
 
 from webhook_manager import accounts
 from webhook_manager.accounts import LoginError
-from webhook_manager.api.deps import ClockDep, SettingsDep, StoreDep
+from webhook_manager.api.deps import ClockDep, ContextDep, SettingsDep, StoreDep
 from webhook_manager.api.responses import JSONResponse, read_body
 from webhook_manager.domain.errors import PayloadTooLarge
+from webhook_manager.login_guard import LoginGuard
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -109,7 +110,9 @@ async def _fields(request: Request) -> dict[str, str]:
 
 @router.post("/api/", summary="Erply API: verifyUser, getSessionKeyInfo", openapi_extra=_FORM_DOC)
 @router.post("/api", include_in_schema=False)
-async def erply_api(request: Request, store: StoreDep, settings: SettingsDep, clock: ClockDep) -> JSONResponse:
+async def erply_api(
+    request: Request, store: StoreDep, settings: SettingsDep, clock: ClockDep, context: ContextDep
+) -> JSONResponse:
     """Log in for a session key (verifyUser) or look a key up (getSessionKeyInfo)."""
     try:
         fields = await _fields(request)
@@ -121,7 +124,8 @@ async def erply_api(request: Request, store: StoreDep, settings: SettingsDep, cl
     answer = _Answer(name)
     try:
         if name == "verifyUser":
-            return await _verify_user(answer, fields, store, settings, clock.now_ms())
+            address = request.client.host if request.client is not None else ""
+            return await _verify_user(answer, fields, store, settings, context.logins, address, clock.now_ms())
         if name == "getSessionKeyInfo":
             return await _session_key_info(answer, fields, store, clock.now_ms())
     except LoginError as exc:
@@ -130,7 +134,13 @@ async def erply_api(request: Request, store: StoreDep, settings: SettingsDep, cl
 
 
 async def _verify_user(
-    answer: _Answer, fields: dict[str, str], store: Store, settings: Settings, now_ms: int
+    answer: _Answer,
+    fields: dict[str, str],
+    store: Store,
+    settings: Settings,
+    guard: LoginGuard,
+    address: str,
+    now_ms: int,
 ) -> JSONResponse:
     try:
         length = accounts.session_length(fields.get("sessionLength"))
@@ -139,6 +149,8 @@ async def _verify_user(
     new = await accounts.verify_user(
         store,
         settings,
+        guard,
+        address=address,
         client_code=fields.get("clientCode", ""),
         username=fields.get("username", ""),
         password=fields.get("password", ""),

@@ -121,14 +121,6 @@ class Session:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class LoginFailures:
-    """Consecutive failed logins of one (client, username) pair, for the temporary block."""
-
-    count: int
-    last_failure_ms: int
-
-
 Subject = tuple[str, str, str]
 """(client code, table, action): what events and configurations are matched on."""
 

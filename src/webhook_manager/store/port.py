@@ -15,7 +15,6 @@ from webhook_manager.domain.model import (
     DueWebhook,
     EventRecord,
     FormWebhooks,
-    LoginFailures,
     Session,
     User,
     WebhookRecord,
@@ -67,14 +66,13 @@ class Store(Protocol):
         """The user of that client with that name, or None."""
         ...
 
-    async def login_failures(self, client_code: str, username: str) -> LoginFailures | None:
-        """Consecutive failed logins of that pair, or None after none (or a success)."""
+    async def login_failures(self, client_code: str, username: str, since_ms: int) -> int:
+        """How many failed logins that pair has had at or after ``since_ms`` since its last success."""
         ...
 
-    async def record_login_failure(
-        self, client_code: str, username: str, now_ms: int, restart_before_ms: int
-    ) -> LoginFailures:
-        """Count one more failure; a run whose last failure is older than ``restart_before_ms`` starts anew."""
+    async def record_login_failure(self, client_code: str, username: str, now_ms: int, forget_before_ms: int) -> None:
+        """Note one failed login of that pair; failures of any pair older than ``forget_before_ms`` may be
+        forgotten (a few at a time)."""
         ...
 
     async def clear_login_failures(self, client_code: str, username: str) -> None:

@@ -25,7 +25,6 @@ from webhook_manager.domain.model import (
     EventRecord,
     EventStatus,
     FormWebhooks,
-    LoginFailures,
     PendingBundle,
     Session,
     User,
@@ -110,23 +109,19 @@ class SqlStore:
         row = await self._c.read(find)
         return None if row is None else User.from_row(row)
 
-    async def login_failures(self, client_code: str, username: str) -> LoginFailures | None:
-        async def find(db: Db) -> Row | None:
-            return await db.fetch_one("login_failures", client_code, username)
-
-        row = await self._c.read(find)
-        return None if row is None else LoginFailures(row[0], row[1])
-
-    async def record_login_failure(
-        self, client_code: str, username: str, now_ms: int, restart_before_ms: int
-    ) -> LoginFailures:
+    async def login_failures(self, client_code: str, username: str, since_ms: int) -> int:
         async def count(db: Db) -> Row | None:
-            await db.execute("forget_old_login_failures", restart_before_ms)
-            return await db.fetch_one("count_login_failure", client_code, username, now_ms, restart_before_ms)
+            return await db.fetch_one("login_failures", client_code, username, since_ms)
 
-        row = await self._c.write(count)
-        assert row is not None
-        return LoginFailures(row[0], row[1])
+        row = await self._c.read(count)
+        return 0 if row is None else int(row[0])
+
+    async def record_login_failure(self, client_code: str, username: str, now_ms: int, forget_before_ms: int) -> None:
+        async def add(db: Db) -> None:
+            await db.execute("forget_old_login_failures", forget_before_ms)
+            await db.execute("add_login_failure", client_code, username, now_ms)
+
+        await self._c.write(add)
 
     async def clear_login_failures(self, client_code: str, username: str) -> None:
         async def clear(db: Db) -> None:

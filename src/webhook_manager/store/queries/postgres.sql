@@ -25,14 +25,7 @@ SELECT pg_advisory_xact_lock(hashtext('webhook_manager.first_user'))
 -- name: forget_old_login_failures
 -- a few at a time, so guessing names cannot fill the disk
 DELETE FROM login_failures WHERE ctid = ANY (ARRAY(SELECT ctid FROM login_failures
-    WHERE last_failure_at < $1 LIMIT 100))
-
--- name: count_login_failure
-INSERT INTO login_failures AS f (client_code, username, count, last_failure_at) VALUES ($1, $2, 1, $3)
-ON CONFLICT (client_code, username) DO UPDATE SET
-    count = CASE WHEN f.last_failure_at < $4 THEN 1 ELSE f.count + 1 END,
-    last_failure_at = excluded.last_failure_at
-RETURNING count, last_failure_at
+    WHERE failed_at < $1 LIMIT 100))
 
 -- configurations
 

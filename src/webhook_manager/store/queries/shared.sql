@@ -25,7 +25,10 @@ INSERT INTO users (client_code, username, password_hash, created_at) VALUES ($1,
 SELECT id, client_code, username, password_hash FROM users WHERE client_code = $1 AND username = $2
 
 -- name: login_failures
-SELECT count, last_failure_at FROM login_failures WHERE client_code = $1 AND username = $2
+SELECT count(*) FROM login_failures WHERE client_code = $1 AND username = $2 AND failed_at >= $3
+
+-- name: add_login_failure
+INSERT INTO login_failures (client_code, username, failed_at) VALUES ($1, $2, $3)
 
 -- name: clear_login_failures
 DELETE FROM login_failures WHERE client_code = $1 AND username = $2
