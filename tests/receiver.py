@@ -6,6 +6,7 @@ answers 429 with Retry-After the first time, then 200; ``/slow/{seconds}`` sleep
 answers 302 to ``/status/200``; ``/reset`` drops the connection; ``/hang`` never answers; ``/big/{mb}`` answers
 200 with a body of that many MiB; ``/garbage`` answers bytes that are not HTTP. (The sleeps of
 ``/slow`` and ``/hang`` are what those receivers are for, a slow or silent endpoint; no test waits on them.)
+:meth:`Receiver.close_kept_alive` closes the idle connections, as a keep-alive running out does.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Receiver:
     tries: Counter[str] = field(default_factory=Counter)
     streamed: Counter[str] = field(default_factory=Counter)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _connections: set[asyncio.Transport] = field(default_factory=set)
     _runner: web.AppRunner | None = None
 
     def url(self, path: str) -> str:
@@ -56,8 +58,22 @@ class Receiver:
             await self.arrived.wait()
         return self.bodies(path)
 
+    def close_kept_alive(self) -> int:
+        """Close every connection a request came on, at once, as a keep-alive running out does: the FIN goes
+        now, and a request that arrives after it is never read. Return how many were closed."""
+        closed = 0
+        for transport in self._connections:
+            if not transport.is_closing():
+                transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+                transport.abort()
+                closed += 1
+        self._connections.clear()
+        return closed
+
     async def _record(self, request: web.Request) -> Received:
         body = await request.read()
+        if request.transport is not None:
+            self._connections.add(request.transport)
         got = Received(request.path, dict(request.headers), body)
         self.received.append(got)
         self.tries[f"{request.path} {request.headers.get('webhook-id', '')}"] += 1

@@ -4,14 +4,21 @@ Names are resolved by :class:`GuardedResolver`, which refuses a name when any ad
 public. aiohttp connects to exactly the addresses the resolver returned, so the check cannot be dodged by a
 name that resolves elsewhere between the check and the connection. Literal addresses never reach a resolver,
 so they are checked before the request.
+
+A kept-alive connection the receiver has closed (its keep-alive ran out) is no answer of the receiver: when
+the request was not yet written on it, it goes again, once, on a new connection, within the same time limit
+(:class:`_Body` knows whether it was written). A request that was written is never sent again by the egress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
+import select
 import ssl
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +26,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import yarl
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver, AbstractStreamWriter, ResolveResult
+from aiohttp.payload import BytesPayload
 from aiohttp.resolver import DefaultResolver
 
 from webhook_manager import __version__
@@ -30,6 +38,8 @@ USER_AGENT = f"webhook-manager/{__version__}"
 ANSWER_READ_CAP = 64 * 1024
 """At most this much of a receiver's answer is read; the rest is dropped with the connection, so no answer,
 however large, is held in memory."""
+
+log = logging.getLogger("webhook_manager.egress")
 
 
 class BlockedAddress(OSError):
@@ -65,6 +75,58 @@ class Answer:
     retry_after_s: float | None = None
 
 
+class _NotSent(Exception):
+    """A kept-alive connection failed before the request was written on it."""
+
+
+class _Body(BytesPayload):
+    """A webhook's body for one POST. On a connection that carried a request before (one in ``used``), it is not
+    written when the receiver has closed the connection or sent something unasked (the loop may not have seen it
+    yet); ``reused`` and ``written`` tell, after a failure, whether the request can have reached the receiver."""
+
+    def __init__(self, body: bytes, used: weakref.WeakSet[Any] | None) -> None:
+        super().__init__(body, content_type="application/json")
+        self._used = used
+        self.reused = False
+        self.written = False
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        self._check(writer)
+        await super().write_with_length(writer, content_length)
+        self.written = True
+
+    async def write(self, writer: AbstractStreamWriter) -> None:  # what aiohttp before 3.12 calls
+        self._check(writer)
+        await super().write(writer)
+        self.written = True
+
+    def _check(self, writer: AbstractStreamWriter) -> None:
+        protocol = getattr(writer, "protocol", None)
+        if self._used is None or protocol is None:
+            return
+        if protocol not in self._used:
+            self._used.add(protocol)
+            return
+        self.reused = True
+        transport = getattr(writer, "transport", None)
+        if transport is None or transport.is_closing() or _readable(transport):
+            raise ConnectionResetError(errno.ECONNRESET, "the kept-alive connection was closed by the receiver")
+
+
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """True when an idle connection has something to read: the receiver closed or reset it, or sent bytes
+    nobody asked for; either way it is not used."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(select, "poll"):
+        return False
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class Egress:
     """POSTs webhook bodies; one client session for the life of the process."""
 
@@ -73,31 +135,37 @@ class Egress:
         self._accept_any_2xx = accept_any_2xx
         self._allow_private = allow_private
         self._session: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None  # new connections only, for a request sent again
+        self._used: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that carried a request
         self._urls: dict[str, yarl.URL] = {}  # parsing an endpoint once, not on every try
 
     async def start(self) -> None:
-        """Open the client session (again, if it was open)."""
+        """Open the client sessions (again, if they were open)."""
         await self.close()
+        self._session = self._new_session(force_close=False)
+        self._fresh = self._new_session(force_close=True)
+
+    def _new_session(self, *, force_close: bool) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=0,  # the dispatcher caps tries in flight, per endpoint and in all
+            force_close=force_close,
             resolver=None if self._allow_private else GuardedResolver(),
             ttl_dns_cache=10,
             enable_cleanup_closed=False,
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
-            # aiohttp rounds deadlines of ceil_threshold seconds and more up to a whole second (5 s became up to
-            # 6 s); a try's limit is the setting exactly.
-            timeout=aiohttp.ClientTimeout(total=self._timeout_s, ceil_threshold=float("inf")),
+            timeout=_limit(self._timeout_s),
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._fresh):
+            if session is not None:
+                await session.close()
+        self._session = self._fresh = None
 
     def refuse(self, endpoint: str) -> str | None:
         """Why a literal-address endpoint may not be tried, or None."""
@@ -129,33 +197,73 @@ class Egress:
         return Answer(status, f"HTTP {status}", retry_after)
 
     async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """One try: POST ``body`` and tell how it ended, in the contract's words."""
+        """One try: POST ``body`` and tell how it ended, in the contract's words. A request not yet written on a
+        kept-alive connection the receiver closed goes again on a new connection, in the same try."""
         assert self._session is not None, "Egress.start() first"
+        assert self._fresh is not None
         refused = self.refuse(endpoint)
         if refused is not None:
             return Answer(None, refused)
+        url = self._url(endpoint)
+        deadline = time.monotonic() + self._timeout_s
         try:
-            async with self._session.post(
-                self._url(endpoint), data=body, headers=headers, allow_redirects=False
-            ) as response:
+            try:
+                return await self._send(self._session, url, _Body(body, self._used), headers, None)
+            except _NotSent:
+                log.debug("%s closed a kept-alive connection; the request goes on a new one", url.host)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            return await self._send(self._fresh, url, _Body(body, None), headers, _limit(left))
+        except _FAILURES as exc:
+            return Answer(None, self._failure(exc))
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        url: yarl.URL,
+        body: _Body,
+        headers: dict[str, str],
+        limit: aiohttp.ClientTimeout | None,
+    ) -> Answer:
+        """One POST; raise _NotSent when it failed on a kept-alive connection before the request was written."""
+        options: dict[str, Any] = {} if limit is None else {"timeout": limit}
+        try:
+            async with session.post(url, data=body, headers=headers, allow_redirects=False, **options) as response:
                 await _drain(response, ANSWER_READ_CAP)
                 return self._answer(response.status, response.headers)
-        except TimeoutError:
-            return Answer(None, f"timed out after {self._timeout_s:.1f} s")
-        except aiohttp.ClientConnectorError as exc:
-            return Answer(None, _connect_failure(exc))
-        except aiohttp.ServerDisconnectedError:
-            return Answer(None, "connection closed before an answer")
-        except aiohttp.ClientOSError as exc:
-            return Answer(None, _os_failure(exc))
-        except aiohttp.ClientResponseError:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if body.reused and not body.written and not isinstance(exc, aiohttp.ClientConnectorError):
+                raise _NotSent from exc
+            raise
+
+    def _failure(self, exc: BaseException) -> str:
+        """A failed POST in plain words."""
+        if isinstance(exc, TimeoutError):
+            return f"timed out after {self._timeout_s:.1f} s"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return _connect_failure(exc)
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return "connection closed before an answer"
+        if isinstance(exc, aiohttp.ClientOSError):
+            return _os_failure(exc)
+        if isinstance(exc, aiohttp.ClientResponseError):
             # aiohttp's parser could not read the answer (it reports that as its own "400"); the receiver's
             # bytes are not repeated in the log
-            return Answer(None, "malformed HTTP answer")
-        except aiohttp.ClientError as exc:
-            return Answer(None, f"HTTP error: {exc.__class__.__name__}: {exc}")
-        except (ValueError, asyncio.InvalidStateError) as exc:
-            return Answer(None, f"cannot send: {exc}")
+            return "malformed HTTP answer"
+        if isinstance(exc, aiohttp.ClientError):
+            return f"HTTP error: {exc.__class__.__name__}: {exc}"
+        return f"cannot send: {exc}"
+
+
+_FAILURES = (TimeoutError, aiohttp.ClientError, ValueError, asyncio.InvalidStateError)
+"""What ends a POST as a failed try (anything else propagates)."""
+
+
+def _limit(seconds: float) -> aiohttp.ClientTimeout:
+    """A time limit of exactly ``seconds``: aiohttp rounds deadlines of ceil_threshold seconds and more up to a
+    whole second (5 s became up to 6 s)."""
+    return aiohttp.ClientTimeout(total=seconds, ceil_threshold=float("inf"))
 
 
 async def _drain(response: aiohttp.ClientResponse, cap: int) -> None:
