@@ -180,6 +180,8 @@ async def serve(
     password when the store had none; ``on_listening`` the URL once the socket is bound."""
     import uvicorn
 
+    from webhook_manager.api.http_limits import ConnectionLimits, raise_open_files_limit
+
     class Server(uvicorn.Server):
         """uvicorn's server, saying where it listens once the socket is bound."""
 
@@ -196,12 +198,15 @@ async def serve(
             created = await accounts.bootstrap_account(service.store, SYSTEM_CLOCK.now_ms())
             if created is not None:
                 on_bootstrap(*created)
+        raise_open_files_limit(settings)
+        limits = ConnectionLimits(settings)  # head size and time, idle and open connections; what they closed
         server = Server(
             uvicorn.Config(
                 service.app(),
                 host=settings.host,
                 port=settings.port,
-                http="httptools",
+                http=limits.protocol(),
+                timeout_keep_alive=settings.keep_alive_idle_s,
                 lifespan="off",
                 access_log=settings.access_log,
                 log_level=settings.log_level,
