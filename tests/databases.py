@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 import uuid
@@ -17,7 +18,8 @@ from tests.conftest import IN_CI
 from webhook_manager.store import open_store
 
 POSTGRES_URL = os.environ.get("WEBHOOK_MANAGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEMPLATE = "wm_test_template"
+# One per test run, so runs at once (two checkouts, a helper's run) never drop each other's template.
+TEMPLATE = f"wm_test_template_{os.getpid()}"
 
 
 def in_thread(coro: Any) -> Any:
@@ -79,6 +81,7 @@ def postgres_database(*, migrated: bool = True) -> Iterator[str]:
                 pytest.fail(message)
             pytest.skip(message)
         _template_ready = True
+        atexit.register(lambda: in_thread(_admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")))
     name = f"wm_test_{uuid.uuid4().hex[:12]}"
     in_thread(_admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}"))
     try:

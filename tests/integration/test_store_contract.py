@@ -53,7 +53,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2, 3]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:

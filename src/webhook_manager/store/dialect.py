@@ -15,7 +15,9 @@ every step returns at once; they must await nothing but their ``Db`` (no sleeps,
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
@@ -104,6 +106,27 @@ class Connector(Protocol):
     async def close(self) -> None:
         """Release connections and threads."""
         ...
+
+    def write_problem(self) -> str | None:
+        """Why a write failed in the last few seconds (:class:`WriteFailures`), or None."""
+        ...
+
+
+class WriteFailures:
+    """A connector's last failed write, remembered for :data:`KEPT_S` seconds, so readiness can tell that
+    writes fail even when its own small probe gets through (a full disk has room for one row, not a batch)."""
+
+    KEPT_S = 5.0
+
+    def __init__(self) -> None:
+        self._at = -math.inf
+        self._why = ""
+
+    def note(self, why: str) -> None:
+        self._at, self._why = time.monotonic(), why
+
+    def recent(self) -> str | None:
+        return self._why if time.monotonic() - self._at < self.KEPT_S else None
 
 
 def read_queries(file: str) -> dict[str, str]:

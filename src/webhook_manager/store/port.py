@@ -35,7 +35,8 @@ class Store(Protocol):
         ...
 
     async def ping(self) -> None:
-        """Return when the store answers; raise StoreUnavailable when it does not."""
+        """Return when the store answers and takes a write (a one-row probe, at most once a second), and no
+        write failed in the last few seconds; raise StoreUnavailable otherwise."""
         ...
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from webhook_manager.domain.errors import StoreUnavailable
-from webhook_manager.store.dialect import DuplicateKey, Row, Steps, load_queries
+from webhook_manager.store.dialect import DuplicateKey, Row, Steps, WriteFailures, load_queries
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -34,8 +34,14 @@ UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.OperatorInterventionError,  # a cancelled statement, a shutting-down server
+    asyncpg.exceptions.LockNotAvailableError,  # waited lock_timeout for a lock another session holds
+    asyncpg.exceptions.InsufficientResourcesError,  # a full disk, too many connections
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a read-only server (a standby)
 )
+LOCK_TIMEOUT_MS = 1500
+"""A statement waits at most this long for a lock another session holds, then fails with StoreUnavailable,
+so an API call answers 503 within 2 s instead of hanging (migrations wait as long as they must)."""
 CHANNEL = "webhook_manager"
 WATCH_RETRY_S = 1.0
 
@@ -97,12 +103,19 @@ class PostgresConnector:
         self._pool = pool
         self._url = url
         self._watcher: asyncio.Task[None] | None = None
+        self._failures = WriteFailures()
 
     @classmethod
     async def open(cls, url: str) -> PostgresConnector:
         """Connect a small pool; StoreUnavailable when the server cannot be reached."""
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=8, command_timeout=60)
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=8,
+                command_timeout=60,
+                server_settings={"lock_timeout": str(LOCK_TIMEOUT_MS)},
+            )
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"store unavailable: {exc}") from exc
         return cls(pool, url)
@@ -124,16 +137,24 @@ class PostgresConnector:
             return await steps(db)
 
     async def write(self, steps: Steps[T], *, durable: bool = True) -> T:
-        async with self._db(transaction=True) as db:
-            return await steps(db)
+        return await self._writing(steps, transaction=True)
 
     async def write_one(self, steps: Steps[T]) -> T:
-        async with self._db(transaction=False) as db:
-            return await steps(db)
+        return await self._writing(steps, transaction=False)
 
     async def steps(self, steps: Steps[T]) -> T:
-        async with self._db(transaction=False) as db:
-            return await steps(db)
+        return await self._writing(steps, transaction=False)
+
+    async def _writing(self, steps: Steps[T], *, transaction: bool) -> T:
+        try:
+            async with self._db(transaction=transaction) as db:
+                return await steps(db)
+        except StoreUnavailable as exc:
+            self._failures.note(exc.message)
+            raise
+
+    def write_problem(self) -> str | None:
+        return self._failures.recent()
 
     async def watch(self, wake: Callable[[str], None]) -> None:
         """LISTEN for other processes' ``events`` and ``webhooks`` notices, reconnecting after an outage.

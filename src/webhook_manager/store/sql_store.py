@@ -8,12 +8,15 @@ webhooks.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import orjson
 
-from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached
+from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached, StoreUnavailable
 from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
@@ -31,8 +34,10 @@ from webhook_manager.domain.model import (
     WebhookRecord,
     WebhookStatus,
 )
-from webhook_manager.store.dialect import Connector, Db, DuplicateKey, Row, migrations
+from webhook_manager.store.dialect import Connector, Db, DuplicateKey, Row, WriteFailures, migrations
 
+PROBE_EVERY_S = 1.0
+"""``ping`` writes at most once a second; the calls in between get that write's outcome."""
 PENDING_BUNDLES_PER_SUBJECT = 200
 """A forming round reads at most this many bundles of one subject (a bundle holds up to 10 000 events)."""
 
@@ -43,6 +48,8 @@ class SqlStore:
     def __init__(self, connector: Connector) -> None:
         self._c = connector
         self._migrations = migrations(connector.dialect)
+        self._probe: asyncio.Future[None] | None = None
+        self._probe_at = -math.inf
 
     @property
     def single_process(self) -> bool:
@@ -72,10 +79,20 @@ class SqlStore:
         return await self._c.write(apply)
 
     async def ping(self) -> None:
-        async def ping(db: Db) -> None:
-            await db.fetch_value("ping")
+        now = time.monotonic()
+        if self._probe is None or now - self._probe_at >= PROBE_EVERY_S:
+            self._probe_at, self._probe = now, asyncio.ensure_future(self._probe_write())
+        await asyncio.shield(self._probe)  # a caller that gives up does not cancel the others' probe
 
-        await self._c.read(ping)
+    async def _probe_write(self) -> None:
+        async def probe(db: Db) -> None:
+            await db.fetch_value("ping")
+            await db.execute("probe_write")
+
+        await self._c.write(probe)
+        problem = self._c.write_problem()
+        if problem is not None:
+            raise StoreUnavailable(f"writes failed in the last {WriteFailures.KEPT_S:.0f} s: {problem}")
 
     # accounts
 

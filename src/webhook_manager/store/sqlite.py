@@ -13,6 +13,7 @@ import contextlib
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -22,11 +23,14 @@ from typing import Any, TypeVar
 import orjson
 
 from webhook_manager.domain.errors import StoreUnavailable
-from webhook_manager.store.dialect import Db, DuplicateKey, Row, Steps, load_queries
+from webhook_manager.store.dialect import Db, DuplicateKey, Row, Steps, WriteFailures, load_queries
 
 T = TypeVar("T")
 
 READERS = 4
+WRITE_WAIT_S = 1.5
+"""A write that cannot start within this (another process holds the file's write lock, or writes queue up
+behind such a wait) fails with StoreUnavailable, so an API call answers 503 within 2 s instead of hanging."""
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -54,12 +58,12 @@ QUERIES = {name: Query(sql) for name, sql in load_queries("sqlite").items()}
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=WRITE_WAIT_S)
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is on disk before the caller is answered ("nothing accepted is lost").
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
     return conn
 
 
@@ -160,6 +164,7 @@ class SqliteConnector:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._failures = WriteFailures()
 
     @classmethod
     async def open(cls, path: str) -> SqliteConnector:
@@ -200,7 +205,16 @@ class SqliteConnector:
         return await self._on(self._readers, lambda conn: drive(steps(SqliteDb(conn))))
 
     async def write(self, steps: Steps[T], *, durable: bool = True) -> T:
+        queued = time.monotonic()
+
         def in_transaction(conn: sqlite3.Connection) -> T:
+            # The wait for the lock is what is left of WRITE_WAIT_S after the wait in the writer's queue.
+            left = WRITE_WAIT_S - (time.monotonic() - queued)
+            if left <= 0:
+                raise sqlite3.OperationalError(f"database is locked: writes waited over {WRITE_WAIT_S} s")
+            shortened = left < WRITE_WAIT_S - 0.1
+            if shortened:
+                conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
             if not durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
             try:
@@ -209,8 +223,14 @@ class SqliteConnector:
             finally:
                 if not durable:
                     conn.execute("PRAGMA synchronous = FULL")
+                if shortened:
+                    conn.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
 
-        return await self._on(self._writer, in_transaction)
+        try:
+            return await self._on(self._writer, in_transaction)
+        except StoreUnavailable as exc:
+            self._failures.note(exc.message)
+            raise
 
     async def write_one(self, steps: Steps[T]) -> T:
         return await self.write(steps)
@@ -221,6 +241,9 @@ class SqliteConnector:
 
     async def watch(self, wake: Callable[[str], None]) -> None:
         """Nothing to watch: one process writes this store, and the loops poll it."""
+
+    def write_problem(self) -> str | None:
+        return self._failures.recent()
 
     async def close(self) -> None:
         def close_all() -> None:

@@ -9,8 +9,8 @@
 SELECT count(*) FROM schema_migrations
 
 -- name: lock_migrations
--- processes that start at once migrate one after the other
-SELECT pg_advisory_xact_lock(hashtext('webhook_manager.migrate'))
+-- processes that start at once migrate one after the other, waiting as long as that takes (no lock_timeout)
+SELECT set_config('lock_timeout', '0', true), pg_advisory_xact_lock(hashtext('webhook_manager.migrate'))
 
 -- name: create_migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations

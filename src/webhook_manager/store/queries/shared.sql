@@ -10,6 +10,9 @@ SELECT version FROM schema_migrations
 -- name: note_migration
 INSERT INTO schema_migrations (version) VALUES ($1)
 
+-- name: probe_write
+UPDATE store_probe SET probes = probes + 1
+
 -- accounts
 
 -- name: any_user
