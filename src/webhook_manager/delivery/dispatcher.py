@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from webhook_manager.background import wait_or_timeout
 from webhook_manager.delivery.egress import Egress
@@ -17,10 +19,15 @@ from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
 log = logging.getLogger("webhook_manager.dispatcher")
+T = TypeVar("T")
 
 IDLE_POLL_S = 0.1  # retries coming due and webhooks formed by other processes are found this often
 CLAIM_BATCH = 256
 LEASE_MARGIN_S = 10.0
+TAKE_OVER_AFTER_S = 10.0
+"""A lease that ran out is taken over only by a process that has reached the store without a failure for this
+long: after an outage every live holder has written its outcomes by then (it retries each second), so only
+the webhooks of a process that died are tried again."""
 ERROR_PAUSE_S = 1.0
 FLUSH_BATCH = 256
 FLUSH_WAIT_S = 0.003
@@ -43,6 +50,9 @@ class Dispatcher:
         self._total = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[AttemptOutcome] = []
+        # Claimed by this process and not yet logged: never tried again by it, whatever their lease says.
+        self._unsettled: set[int] = set()
+        self._reached_since_ms: int | None = None  # since when the store has answered without a failure
         self._outcome_ready = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -60,14 +70,23 @@ class Dispatcher:
         room = self._settings.max_in_flight - self._total
         if room <= 0:
             return 0
-        due = await self._store.claim_due_webhooks(
-            self._clock.now_ms(),
-            min(room, CLAIM_BATCH),
-            self._lease_ms,
-            self._in_flight,
-            self._settings.max_in_flight_per_endpoint,
+        now_ms = self._clock.now_ms()
+        reached = self._reached_since_ms
+        due = await self._reaching(
+            self._store.claim_due_webhooks(
+                now_ms,
+                min(room, CLAIM_BATCH),
+                self._lease_ms,
+                self._in_flight,
+                self._settings.max_in_flight_per_endpoint,
+                take_over=reached is not None and now_ms - reached >= TAKE_OVER_AFTER_S * 1000,
+            )
         )
+        # One of ours whose lease ran out while its outcome could not be written: claiming it again only renewed
+        # its lease; the outcome is written when the store takes it.
+        due = [webhook for webhook in due if webhook.seq not in self._unsettled]
         for webhook in due:
+            self._unsettled.add(webhook.seq)
             self._in_flight[webhook.endpoint] += 1
             self._total += 1
             task = asyncio.create_task(self._try(webhook))
@@ -114,12 +133,24 @@ class Dispatcher:
         self._outcome_ready.clear()
         if outcomes:
             try:
-                await self._store.record_attempts(outcomes)
+                await self._reaching(self._store.record_attempts(outcomes))
             except BaseException:
                 self._outcomes[:0] = outcomes  # keep them for the next flush
                 self._outcome_ready.set()
                 raise
+            self._unsettled.difference_update(o.webhook_seq for o in outcomes)
         return len(outcomes)
+
+    async def _reaching(self, call: Awaitable[T]) -> T:
+        """``call``'s result, noting whether the store answered (for :data:`TAKE_OVER_AFTER_S`)."""
+        try:
+            result = await call
+        except Exception:
+            self._reached_since_ms = None
+            raise
+        if self._reached_since_ms is None:
+            self._reached_since_ms = self._clock.now_ms()
+        return result
 
     async def run_once(self) -> int:
         """Claim, send and log everything due now, and wait for those tries; return how many were tried."""

@@ -166,11 +166,19 @@ class Store(Protocol):
         ...
 
     async def claim_due_webhooks(
-        self, now_ms: int, limit: int, lease_ms: int, in_flight: Mapping[str, int], per_endpoint: int
+        self,
+        now_ms: int,
+        limit: int,
+        lease_ms: int,
+        in_flight: Mapping[str, int],
+        per_endpoint: int,
+        *,
+        take_over: bool = True,
     ) -> list[DueWebhook]:
         """Lease up to ``limit`` webhooks due by ``now_ms`` for ``lease_ms``, oldest due first per endpoint,
         none to an endpoint beyond ``per_endpoint`` minus its ``in_flight``; webhooks whose configuration
-        is gone or disabled end failed instead."""
+        is gone or disabled end failed instead. A webhook whose lease ran out (its try was never logged) is
+        taken over only with ``take_over``."""
         ...
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:

@@ -340,7 +340,14 @@ class SqlStore:
         return await self._c.steps(rounds)
 
     async def claim_due_webhooks(
-        self, now_ms: int, limit: int, lease_ms: int, in_flight: Mapping[str, int], per_endpoint: int
+        self,
+        now_ms: int,
+        limit: int,
+        lease_ms: int,
+        in_flight: Mapping[str, int],
+        per_endpoint: int,
+        *,
+        take_over: bool = True,
     ) -> list[DueWebhook]:
         async def claim(db: Db) -> list[DueWebhook]:
             # Endpoints in random order, so none waits behind another when ``limit`` is short.
@@ -350,7 +357,7 @@ class SqlStore:
             for endpoint in endpoints:
                 room = min(per_endpoint - in_flight.get(endpoint, 0), limit - len(leased))
                 if room > 0:
-                    leased += await db.fetch("lease_due_webhooks", endpoint, now_ms, room, now_ms + lease_ms)
+                    leased += await db.fetch("lease_due_webhooks", endpoint, now_ms, room, now_ms + lease_ms, take_over)
                 elif len(leased) >= limit:
                     break
             if not leased:

@@ -69,9 +69,9 @@ FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS t(seq, n, at) WHERE b.seq 
 
 -- name: lease_due_webhooks
 -- a lease moves due_at to its end, so a leased webhook is due again only if its try is not logged in time;
--- rows another process is leasing now are skipped
+-- one whose lease ran out is taken over only when $5 says so; rows another process is leasing now are skipped
 WITH picked AS (SELECT seq FROM webhooks WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2
-    ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+    AND (lease_until IS NULL OR $5::boolean) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
 UPDATE webhooks w SET due_at = $4, lease_until = $4 FROM picked WHERE w.seq = picked.seq
 RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id, w.secret
 

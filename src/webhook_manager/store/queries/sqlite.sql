@@ -61,9 +61,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)
 UPDATE event_bundles SET processed_count = $2, processed_at = $3 WHERE seq = $1
 
 -- name: lease_due_webhooks
--- a lease moves due_at to its end, so a leased webhook is due again only if its try is not logged in time
+-- a lease moves due_at to its end, so a leased webhook is due again only if its try is not logged in time;
+-- one whose lease ran out is taken over only when $5 says so
 UPDATE webhooks SET due_at = $4, lease_until = $4 WHERE seq IN (SELECT seq FROM webhooks
-    WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2 ORDER BY due_at LIMIT $3)
+    WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2 AND (lease_until IS NULL OR $5)
+    ORDER BY due_at LIMIT $3)
 RETURNING seq, id, endpoint, payload, round_tries, configuration_id, secret
 
 -- name: configuration_states
