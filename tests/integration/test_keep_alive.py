@@ -68,8 +68,8 @@ async def test_every_webhook_goes_in_one_try_though_each_finds_its_connection_cl
     )
     claim = store.claim_due_webhooks
 
-    async def claim_as_the_keep_alive_runs_out(*args: Any) -> Any:
-        due = await claim(*args)
+    async def claim_as_the_keep_alive_runs_out(*args: Any, **kwargs: Any) -> Any:
+        due = await claim(*args, **kwargs)
         receiver.close_kept_alive()  # the dispatcher's loop sees the FIN only after the try has begun
         return due
 
