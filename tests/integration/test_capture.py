@@ -426,13 +426,24 @@ async def test_logical_values_json_cannot_carry_do_not_stop_the_capture(
             await in_thread(
                 app.executemany,
                 "INSERT INTO doc (id, body, big, f) VALUES (?, ?, ?, ?)",
-                [(1, '{"a": 1e400}', 10**400, float("nan")), (2, '{"b": [1]}', 2.5, 1.5)],
+                [
+                    (1, '{"a": 1e400}', 10**400, float("nan")),
+                    (2, '{"b": [1]}', 2.5, 1.5),
+                    (3, '{"n": [-12345678901234567890123]}', 12345678901234567890123, 0.5),
+                ],
             )
-            await delivered(pipeline, receiver, 2)
+            await delivered(pipeline, receiver, 3)
         bodies = receiver.bodies()
         got = {i["rowId"]: i["data"] for i in items(bodies)}
         assert got[1] == {"id": 1, "body": {"a": "1e400"}, "big": str(10**400), "f": "NaN"}
         assert got[2] == {"id": 2, "body": {"b": [1]}, "big": 2.5, "f": 1.5}
+        # beyond 64 bits but within a double: their text too, not a float near them
+        assert got[3] == {
+            "id": 3,
+            "body": {"n": ["-12345678901234567890123"]},
+            "big": "12345678901234567890123",
+            "f": 0.5,
+        }
 
 
 @pytest.mark.postgres

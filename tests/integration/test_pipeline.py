@@ -344,3 +344,16 @@ async def test_the_purger_keeps_up_with_many_small_bundles(tmp_path: Path, store
     assert await purger.run_once() == 1200
     assert await store.list_events("100", "t", "insert", 5) == []
     assert len(await store.list_webhooks("100", None, None, 100)) == 12  # 1200 events in batches of 100
+
+
+async def test_integers_beyond_64_bits_reach_the_receiver_byte_for_byte(
+    store: Store, pipeline: Pipeline, receiver: Receiver
+) -> None:
+    await add_configuration(store, receiver.url("/status/200"))
+    datas = [b"12345678901234567890123", b'[-12345678901234567890123,{"a":[98765432109876543210]}]', b"1.5"]
+    items = b",".join(b'{"rowId":%d,"timestamp":"2020-01-01 00:00:00","data":%s}' % (i, d) for i, d in enumerate(datas))
+    # stored as a recording call stores them (POST /v1/event keeps such integers: tests/unit/test_events.py)
+    assert await store.record_events("100", "product", "insert", b"[" + items + b"]", len(datas), now_ms())
+    await pipeline.run_once()
+    (got,) = receiver.received
+    assert got.body.endswith(b'"items":[' + items + b"]}")

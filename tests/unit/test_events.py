@@ -5,6 +5,7 @@ from typing import Any
 import orjson
 import pytest
 
+from webhook_manager.domain import exact_json
 from webhook_manager.domain.errors import InvalidInput
 from webhook_manager.domain.timefmt import TimestampFormatter
 from webhook_manager.ingest.event_input import EventBatch, TimestampReader, items_json, parse_event_batch
@@ -103,3 +104,13 @@ def test_data_too_deep_for_a_webhook_is_refused_naming_items() -> None:
     assert orjson.loads(items_json([{"rowId": 1, "timestamp": "x", "data": [[1]]}])) == [
         {"rowId": 1, "timestamp": "x", "data": [[1]]}
     ]
+
+
+def test_integers_beyond_64_bits_are_kept_exactly_from_the_body_to_the_stored_items() -> None:
+    data = b'{"big":12345678901234567890123,"negative":[-12345678901234567890123,{"n":98765432109876543210}],"f":1.5}'
+    item = b'{"rowId":1,"timestamp":"2020-01-01 00:00:00","data":' + data + b"}"
+    body = exact_json.loads(b'{"table":"t","action":"insert","items":[' + item + b"]}")  # as POST /v1/event reads
+    assert items_json(parse(body).items) == b"[" + item + b"]"
+    with pytest.raises(InvalidInput) as caught:
+        parse(exact_json.loads(b'{"table":"t","action":"insert","items":[{"rowId":18446744073709551616}]}'))
+    assert caught.value.field == "items[0].rowId"

@@ -7,6 +7,7 @@ from standardwebhooks import Webhook
 
 from webhook_manager.delivery.payload import webhook_body
 from webhook_manager.delivery.signing import erply_hmac, standard_headers, standard_signature, verify_hmac
+from webhook_manager.domain.model import PendingBundle
 from webhook_manager.domain.timefmt import TimestampFormatter
 
 ITEMS = [
@@ -44,6 +45,17 @@ def test_data_is_carried_as_given_and_unicode_stays_utf8() -> None:
     body = webhook_body("6284e24920ab9a8b363344dd", "", "100", "product", "update", items)
     assert "Õun".encode() in body
     assert orjson.loads(body)["items"] == items
+
+
+def test_integers_beyond_64_bits_go_out_as_they_were_stored() -> None:
+    item = b'{"rowId":3,"timestamp":"2020-01-01 00:00:00","data":[12345678901234567890123,{"n":-98765432109876543210}]}'
+    bundle = PendingBundle(1, 0, 0, 1, b"[" + item + b"]")  # as the store hands it to the batcher
+    body = webhook_body("6284e24920ab9a8b363344dd", "mySecretWord", "100", "product", "insert", bundle.items)
+    assert body == (
+        b'{"id":"6284e24920ab9a8b363344dd",'
+        b'"hmac":"49bd805ee40c169780f7d0ce68a9d89ac29de9fdfc876d1d2ba3d6802b162c72",'
+        b'"clientCode":"100","table":"product","action":"insert","eventCount":"1","items":[' + item + b"]}"
+    )
 
 
 def test_standard_webhooks_signature_golden_and_verified_by_the_official_library() -> None:

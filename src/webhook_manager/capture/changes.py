@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from webhook_manager.domain.errors import InvalidInput
+from webhook_manager.domain.exact_json import may_hold_big_int
 from webhook_manager.domain.model import CapturedGroup
 from webhook_manager.domain.timefmt import TimestampFormatter
 from webhook_manager.ingest.event_input import MAX_ITEMS, MAX_ROW_ID, items_json
@@ -91,13 +92,16 @@ class Batch:
 
 
 def json_or_text(text: str | bytes) -> Any:
-    """A JSON document from a database as a value. Numbers this service cannot carry (integers beyond 64
-    bits, numbers beyond the range of a double, NaN) become their text, and a document it cannot read at all
+    """A JSON document from a database as a value. Numbers beyond what orjson reads exactly (integers beyond
+    64 bits, numbers beyond the range of a double, NaN) become their text, and a document it cannot read at all
     (nesting too deep) stays text as a whole, so one odd value never stops a capture."""
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
         pass
+    else:
+        if not may_hold_big_int(text):  # orjson reads such an integer as a float
+            return value
     try:
         return json.loads(text, parse_int=_int_or_text, parse_float=_float_or_text, parse_constant=str)
     except (ValueError, RecursionError):

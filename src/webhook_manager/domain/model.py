@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from webhook_manager.domain import exact_json
 
 
 class Action(enum.StrEnum):
@@ -143,7 +143,7 @@ class PendingBundle:
     def items(self) -> list[Any]:
         """The events in wire form, in recording order."""
         if self._items is None:
-            self._items = orjson.loads(self.raw)
+            self._items = exact_json.loads(self.raw)
         return self._items
 
     @items.setter
