@@ -11,9 +11,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from webhook_manager import __version__
-from webhook_manager.api import configurations, erply, events, health, webhooks
+from webhook_manager.api import configurations, docs, erply, events, health, openapi, webhooks
 from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
@@ -38,8 +39,8 @@ def create_app(
         title="webhook-manager",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/api/docs",
-        openapi_url="/api/docs/openapi.json",
+        docs_url=None,  # served by api/docs.py, from the package's own copy of Swagger UI
+        openapi_url=docs.OPENAPI_PATH,
         redoc_url=None,
         default_response_class=JSONResponse,
     )
@@ -49,6 +50,8 @@ def create_app(
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
+    openapi.install(app)
     _map_errors(app)
     return app
 
@@ -66,13 +69,26 @@ def _map_errors(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path", "header"))
-        return error_response(400, f"{field or 'request'}: {first['msg']}")
+        problem = "is required" if first["type"] == "missing" else first["msg"]  # as the handlers say it
+        return error_response(400, f"{field or 'request'}: {problem}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {"Allow": ", ".join(_allowed_methods(request))}
+        return error_response(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of the routes at the request's path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, SessionDep, SettingsDep, StoreDep
-from webhook_manager.api.params import checked_id
+from webhook_manager.api.params import IdPath, checked_id
 from webhook_manager.api.responses import JSONResponse, read_json
 from webhook_manager.domain.errors import NotFound
 from webhook_manager.domain.ids import new_id
@@ -20,11 +20,11 @@ from webhook_manager.settings import Settings
 router = APIRouter(prefix="/v1/webhook-configuration", tags=["webhook-configuration"])
 
 MAX_BODY = 64 * 1024
-_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": schemas.InputWebhookConfiguration.model_json_schema()}},
-    }
+_BODY_DOC = schemas.request_body(schemas.InputWebhookConfiguration, "application/json")
+_ONE = {
+    "getWebhookConfiguration": schemas.link("getWebhookConfiguration", id="$response.body#/id"),
+    "updateWebhookConfiguration": schemas.link("updateWebhookConfiguration", id="$response.body#/id"),
+    "removeWebhookConfiguration": schemas.link("removeWebhookConfiguration", id="$response.body#/id"),
 }
 
 
@@ -52,7 +52,12 @@ def configuration_json(c: Configuration) -> dict[str, Any]:
     "",
     summary="Get webhook configurations",
     operation_id="getWebhookConfigurations",
-    responses={200: {"model": list[schemas.WebhookConfiguration]}, **schemas.ERRORS},
+    responses=schemas.answers(
+        list[schemas.WebhookConfiguration],
+        401,
+        503,
+        links={"getFirst": schemas.link("getWebhookConfiguration", id="$response.body#/0/id")},
+    ),
 )
 async def list_configurations(session: SessionDep, store: StoreDep) -> JSONResponse:
     """The client's configurations, oldest first."""
@@ -64,7 +69,7 @@ async def list_configurations(session: SessionDep, store: StoreDep) -> JSONRespo
     "",
     summary="Add webhook configuration",
     operation_id="addWebhookConfiguration",
-    responses={200: {"model": schemas.WebhookConfiguration}, **schemas.ERRORS},
+    responses=schemas.answers(schemas.WebhookConfiguration, 400, 401, 413, 503, links=_ONE),
     openapi_extra=_BODY_DOC,
 )
 async def add_configuration(
@@ -94,9 +99,9 @@ async def add_configuration(
     "/{id}",
     summary="Get one webhook configuration (extension)",
     operation_id="getWebhookConfiguration",
-    responses={200: {"model": schemas.WebhookConfiguration}, **schemas.ERRORS, **schemas.NOT_FOUND},
+    responses=schemas.answers(schemas.WebhookConfiguration, 400, 401, 404, 503),
 )
-async def get_configuration(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
+async def get_configuration(id: IdPath, session: SessionDep, store: StoreDep) -> JSONResponse:
     """One configuration of the client, by id."""
     configuration = await store.get_configuration(session.client_code, checked_id(id))
     if configuration is None:
@@ -108,11 +113,11 @@ async def get_configuration(id: str, session: SessionDep, store: StoreDep) -> JS
     "/{id}",
     summary="Update existing webhook configuration",
     operation_id="updateWebhookConfiguration",
-    responses={200: {"model": schemas.WebhookConfiguration}, **schemas.ERRORS, **schemas.NOT_FOUND},
+    responses=schemas.answers(schemas.WebhookConfiguration, 400, 401, 404, 413, 503, links=_ONE),
     openapi_extra=_BODY_DOC,
 )
 async def replace_configuration(
-    id: str, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
+    id: IdPath, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> JSONResponse:
     """Replace every field of a configuration (a missing ``disabled`` means false)."""
     checked_id(id)
@@ -131,9 +136,16 @@ async def replace_configuration(
     "/{id}",
     summary="Remove existing webhook configuration",
     operation_id="removeWebhookConfiguration",
-    responses={200: {"model": schemas.OutputOK}, **schemas.ERRORS, **schemas.NOT_FOUND},
+    responses=schemas.answers(
+        schemas.OutputOK,
+        400,
+        401,
+        404,
+        503,
+        links={"getRemoved": schemas.link("getWebhookConfiguration", id="$request.path.id")},
+    ),
 )
-async def remove_configuration(id: str, session: SessionDep, store: StoreDep, clock: ClockDep) -> JSONResponse:
+async def remove_configuration(id: IdPath, session: SessionDep, store: StoreDep, clock: ClockDep) -> JSONResponse:
     """Remove a configuration; it gets no new webhooks."""
     if not await store.remove_configuration(session.client_code, checked_id(id), clock.now_ms()):
         raise NotFound(f"no webhook configuration with id {id}")

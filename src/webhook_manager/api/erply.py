@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from webhook_manager import accounts
 from webhook_manager.accounts import LoginError
+from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, ContextDep, SettingsDep, StoreDep
 from webhook_manager.api.responses import JSONResponse, read_body
 from webhook_manager.domain.errors import PayloadTooLarge
@@ -28,28 +29,9 @@ UNKNOWN_REQUEST = 1006
 INVALID_VALUE = 1016
 MAX_BODY = 64 * 1024
 
-_FORM_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            media: {
-                "schema": {
-                    "type": "object",
-                    "required": ["request", "clientCode"],
-                    "properties": {
-                        "request": {"type": "string", "enum": ["verifyUser", "getSessionKeyInfo"]},
-                        "clientCode": {"type": "string", "example": "100"},
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "sessionLength": {"type": "integer", "default": 3600, "maximum": 86400},
-                        "sessionKey": {"type": "string"},
-                    },
-                }
-            }
-            for media in ("application/x-www-form-urlencoded", "application/json")
-        },
-    }
-}
+_FORM_DOC = schemas.request_body(
+    schemas.ErplyRequest, "application/x-www-form-urlencoded", "multipart/form-data", "application/json"
+)
 
 
 class _Answer:
@@ -108,7 +90,13 @@ async def _fields(request: Request) -> dict[str, str]:
     return fields
 
 
-@router.post("/api/", summary="Erply API: verifyUser, getSessionKeyInfo", openapi_extra=_FORM_DOC)
+@router.post(
+    "/api/",
+    summary="Erply API: verifyUser, getSessionKeyInfo",
+    operation_id="erplyApi",
+    responses=schemas.answers(schemas.ErplyAnswer),
+    openapi_extra=_FORM_DOC,
+)
 @router.post("/api", include_in_schema=False)
 async def erply_api(
     request: Request, store: StoreDep, settings: SettingsDep, clock: ClockDep, context: ContextDep

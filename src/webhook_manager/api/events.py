@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, SettingsDep, StoreDep
-from webhook_manager.api.params import check_limit, optional_time, required
+from webhook_manager.api.params import ActionQuery, Limit, TableQuery, check_limit, optional_time
 from webhook_manager.api.responses import JSONResponse, read_json
 from webhook_manager.domain.timefmt import TimestampFormatter, from_wall_clock, rfc3339_ms
 from webhook_manager.ingest.event_input import TimestampReader, items_json, parse_event_batch
@@ -23,13 +21,18 @@ MAX_BODY = 16 * 1024 * 1024
     "",
     summary="Record events (extension)",
     operation_id="recordEvents",
-    responses={200: {"model": schemas.RecordedEvents}, 413: {"model": schemas.OutputError}, **schemas.ERRORS},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schemas.InputEvents.model_json_schema()}},
-        }
-    },
+    responses=schemas.answers(
+        schemas.RecordedEvents,
+        400,
+        401,
+        413,
+        503,
+        links={
+            "getEvents": schemas.link("getEvents", table="$request.body#/table", action="$request.body#/action"),
+            "getWebhooks": schemas.link("getWebhooks", table="$request.body#/table", action="$request.body#/action"),
+        },
+    ),
+    openapi_extra=schemas.request_body(schemas.InputEvents, "application/json"),
 )
 async def record_events(
     request: Request,
@@ -60,19 +63,19 @@ async def record_events(
     "",
     summary="Get recorded events",
     operation_id="getEvents",
-    responses={200: {"model": list[schemas.OutputEvent]}, **schemas.ERRORS},
+    responses=schemas.answers(list[schemas.OutputEvent], 400, 401, 503),
 )
 async def list_events(
     session: SessionDep,
     store: StoreDep,
     settings: SettingsDep,
-    table: Annotated[str | None, Query(description="Name of the table for the event")] = None,
-    action: Annotated[str | None, Query(description="Name of the action for the event")] = None,
-    limit: Annotated[str | None, Query(description="Default 20, at most 100")] = None,
+    table: TableQuery,
+    action: ActionQuery,
+    limit: Limit = None,
 ) -> JSONResponse:
     """Recently recorded events of one table and action, newest first."""
-    table = check_table(required(table, "table"))
-    action_value = check_action(required(action, "action")).value
+    table = check_table(table)
+    action_value = check_action(action).value
     events = await store.list_events(session.client_code, table, action_value, check_limit(limit))
     return JSONResponse(
         [

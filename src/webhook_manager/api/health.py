@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
+from webhook_manager.api import schemas
 from webhook_manager.api.deps import StoreDep
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.domain.errors import StoreUnavailable
@@ -15,13 +16,13 @@ router = APIRouter(tags=["health"])
 READY_TIMEOUT_S = 2.0
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get("/healthz", summary="Liveness", operation_id="healthz", responses=schemas.answers(schemas.Health))
 async def healthz() -> JSONResponse:
     """200 while the process runs."""
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness")
+@router.get("/readyz", summary="Readiness", operation_id="readyz", responses=schemas.answers(schemas.Health, 503))
 async def readyz(store: StoreDep) -> JSONResponse:
     """200 while the store answers, 503 otherwise."""
     try:

@@ -1,15 +1,43 @@
-"""Query parameters and time fields shared by the delivery-log routes."""
+"""Path and query parameters and time fields shared by the routes, with how the OpenAPI document shows them."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Annotated
 
+from fastapi import Path, Query
+from pydantic import WithJsonSchema
+
+from webhook_manager.api.schemas import ID_PATTERN, TABLE
 from webhook_manager.domain.errors import InvalidInput
 from webhook_manager.domain.ids import is_id
+from webhook_manager.domain.model import Action
 from webhook_manager.domain.timefmt import rfc3339_ms
+from webhook_manager.ingest.fields import TABLE_PATTERN
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+_ACTIONS = [a.value for a in Action]
+
+# The handlers check these themselves (checked_id, check_limit, check_table, check_action), with their own
+# messages; the annotations only say in the document what they accept.
+IdPath = Annotated[str, Path(description="24 lowercase hex characters", json_schema_extra={"pattern": ID_PATTERN})]
+TableQuery = Annotated[str, Query(description="The table"), WithJsonSchema({"type": "string", "pattern": TABLE})]
+ActionQuery = Annotated[str, Query(description="The action"), WithJsonSchema({"type": "string", "enum": _ACTIONS})]
+TableFilter = Annotated[
+    str | None,
+    Query(description="Only this table; empty is no filter"),
+    WithJsonSchema({"type": "string", "pattern": f"^(?:{TABLE_PATTERN.pattern})?$"}),
+]
+ActionFilter = Annotated[
+    str | None,
+    Query(description="Only this action; empty is no filter"),
+    WithJsonSchema({"type": "string", "enum": [*_ACTIONS, ""]}),
+]
+Limit = Annotated[
+    str | None,
+    Query(description="How many, newest first: default 20 (also when empty), above 100 cut to 100"),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 0}]}),
+]
 
 
 def check_limit(raw: str | None) -> int:
@@ -35,15 +63,3 @@ def checked_id(value: str) -> str:
 def optional_time(ms: int | None) -> str:
     """An RFC 3339 time, or "" for one that has not happened yet."""
     return "" if ms is None else rfc3339_ms(ms)
-
-
-def required(value: str | None, field: str) -> str:
-    """A query parameter the call cannot do without."""
-    if value is None:
-        missing(field)
-    return value
-
-
-def missing(field: str) -> NoReturn:
-    """Refuse a call that lacks ``field``."""
-    raise InvalidInput(field, "is required")

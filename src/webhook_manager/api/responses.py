@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette import responses
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response
 
 from webhook_manager.domain.errors import ClientGone, InvalidInput, PayloadTooLarge
 
 
-class JSONResponse(Response):
-    """A JSON answer serialized by orjson."""
-
-    media_type = "application/json"
+class JSONResponse(responses.JSONResponse):
+    """A JSON answer serialized by orjson (a JSONResponse, so FastAPI documents its body as JSON)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The one error shape: ``{"error": message}``."""
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,132 +1,280 @@
-"""Pydantic models that describe the API in its OpenAPI document.
+"""Pydantic models that describe the API in its OpenAPI document, and the answers of each operation.
 
-They document; they do not validate hot paths (see webhook_manager.validation). Key spelling follows
-Erply's Swagger v1.18.3 exactly, odd casing included.
+They document; they do not validate (see webhook_manager.ingest). Key spelling follows Erply's Swagger v1.18.3
+exactly, odd casing included. Patterns are JSON Schema (ECMA) regular expressions, anchored; the fuzzer test
+(tests/integration/test_openapi_fuzz.py) checks that the handlers accept what they match and refuse the rest.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from webhook_manager.accounts import CLIENT_CODE_PATTERN
+from webhook_manager.domain.model import Action, EventStatus, WebhookStatus
+from webhook_manager.ingest.configuration_input import MAX_ENDPOINT_LENGTH, MAX_SECRET_LENGTH
+from webhook_manager.ingest.event_input import MAX_ITEMS, MAX_ROW_ID
+from webhook_manager.ingest.fields import TABLE_PATTERN
+
+ID_PATTERN = "^[0-9a-f]{24}$"
+TABLE = f"^{TABLE_PATTERN.pattern}$"
+CLIENT_CODE = f"^{CLIENT_CODE_PATTERN.pattern}$"
+_UTC_MS = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z"
+TIME_PATTERN = f"^{_UTC_MS}$"
+
+# Timestamps of events: real dates of the Gregorian calendar (leap days in leap years only).
+_LEAP_YEAR = "(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)"
+_TIME_OF_DAY = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+
+
+def _date(year: str) -> str:
+    days = "(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31"
+    return f"(?:{year}-(?:{days})|{_LEAP_YEAR}-02-29)"
+
+
+# RFC 3339 times are converted to the service's zone, which may move them out of 1000–9999 in the first and last
+# years; the pattern leaves those two years out of that form.
+_INNER_YEAR = "(?:100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_OFFSET = "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+TIMESTAMP_PATTERN = (
+    f"^(?:{_date('[1-9][0-9]{3}')} {_TIME_OF_DAY}"
+    f"|{_date(_INNER_YEAR)}[Tt ]{_TIME_OF_DAY}(?:\\.[0-9]{{1,9}})?{_OFFSET})$"
+)
+
+# An endpoint as it is usually written: http(s), a host name or IPv4 address, a port, then printable ASCII
+# (no backslash). The handler also takes IPv6 literals in brackets; without allow_private_endpoints it refuses
+# private addresses and localhost, which no pattern can say.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ENDPOINT_PATTERN = f"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\\.{_LABEL})*(?::{_PORT})?(?:[/?#][!-\\[\\]-~]*)?$"
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["5dd63cc81810fd18722e23df"])]
+Table = Annotated[str, Field(pattern=TABLE, description="A table or custom event name", examples=["product"])]
+Time = Annotated[
+    str,
+    Field(pattern=TIME_PATTERN, json_schema_extra={"format": "date-time"}, examples=["2019-11-21T14:01:13.471Z"]),
+]
+LaterTime = Annotated[str, Field(pattern=f"^(?:{_UTC_MS})?$", description='"" until it has happened')]
+Endpoint = Annotated[str, Field(max_length=MAX_ENDPOINT_LENGTH, examples=["https://test.receiver"])]
+Secret = Annotated[str, Field(max_length=MAX_SECRET_LENGTH, examples=["mySecretWord"])]
+
+
+class _Output(BaseModel):
+    """An answer: exactly these keys."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class InputWebhookConfiguration(BaseModel):
-    """A configuration to create, or the full replacement of one."""
+    """A configuration to create, or the full replacement of one; other keys are ignored."""
 
-    table: str = Field(
-        description="A table or custom event name: 1-64 characters of A-Z a-z 0-9 _ . -", examples=["product"]
-    )
-    action: str = Field(description="insert, update, delete or confirm", examples=["insert"])
-    endpoint: str = Field(
-        description="Absolute http(s) URL the webhooks are POSTed to (at most 2048 characters)",
-        examples=["https://my.receiver"],
-    )
-    secret: str = Field(
-        description="Key of the HMAC-SHA256 in every webhook (at most 256 characters, may be empty)",
-        examples=["mySecretWord"],
-    )
+    table: Table
+    action: Action
+    endpoint: Annotated[
+        str,
+        Field(
+            max_length=MAX_ENDPOINT_LENGTH,
+            pattern=ENDPOINT_PATTERN,
+            description="Absolute http(s) URL the webhooks are POSTed to. IPv6 literals in brackets are taken "
+            "too; private addresses and localhost are refused unless allow_private_endpoints is on",
+            examples=["https://my.receiver"],
+        ),
+    ]
+    secret: Annotated[Secret, Field(description="Key of the HMAC-SHA256 in every webhook; may be empty")]
     disabled: bool = Field(False, description="Create or keep the configuration inactive")
 
 
-class WebhookConfiguration(BaseModel):
+class WebhookConfiguration(_Output):
     """A stored configuration."""
 
-    id: str = Field(examples=["5dd63cc81810fd18722e23df"])
-    clientcode: str = Field(examples=["100"])
-    table: str = Field(examples=["product"])
-    action: str = Field(examples=["insert"])
-    endpoint: str = Field(examples=["https://test.receiver"])
-    secret: str = Field(examples=["mySecretWord"])
-    disabled: bool = Field(examples=[False])
-    createdat: str = Field(examples=["2019-11-21T14:01:13.471Z"])
-    updatedat: str = Field(examples=["2019-11-21T14:01:13.471Z"])
+    id: Id
+    clientcode: Annotated[str, Field(pattern=CLIENT_CODE, examples=["100"])]
+    table: Table
+    action: Action
+    endpoint: Endpoint
+    secret: Secret
+    disabled: bool
+    createdat: Time
+    updatedat: Time
 
 
-class OutputError(BaseModel):
-    """Every error answer of the /v1 API."""
+class OutputError(_Output):
+    """Every error answer of the /v1 API and of /readyz."""
 
     error: str = Field(examples=["table: is required"])
 
 
-class OutputOK(BaseModel):
+class OutputOK(_Output):
     """The answer to a removal."""
 
-    message: str = Field(examples=["configuration removed"])
-
-
-ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": OutputError, "description": "Bad Request"},
-    401: {"model": OutputError, "description": "Unauthorized"},
-    503: {"model": OutputError, "description": "Service Unavailable"},
-}
-NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": OutputError, "description": "Not Found"}}
+    message: Literal["configuration removed"]
 
 
 class InputEvent(BaseModel):
-    """One event."""
+    """One event; other keys are ignored."""
 
-    rowId: int = Field(0, ge=0, description="The row's id; 0 when there is none")
-    timestamp: str | None = Field(
+    rowId: int | None = Field(0, ge=0, le=MAX_ROW_ID, description="The row's id; 0 (or null) when there is none")
+    timestamp: Annotated[str, Field(pattern=TIMESTAMP_PATTERN)] | None = Field(
         None,
-        description="When it happened: 'YYYY-MM-DD HH:MM:SS' in the service's zone, or RFC 3339; default now",
+        description="When it happened: 'YYYY-MM-DD HH:MM:SS' in the service's zone, or RFC 3339 with a zone; "
+        "years 1000-9999; null or missing is now",
         examples=["2020-01-01 00:00:00"],
     )
-    data: object | None = Field(None, description="Any JSON, sent along in the webhook")
+    data: Any = Field(None, description="Any JSON, sent along in the webhook")
 
 
 class InputEvents(BaseModel):
-    """Events of one table and action."""
+    """Events of one table and action; other keys are ignored."""
 
-    table: str = Field(examples=["product"])
-    action: str = Field(examples=["update"])
-    items: list[InputEvent] = Field(min_length=1, max_length=10000)
+    table: Table
+    action: Action
+    items: list[InputEvent] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-class RecordedEvents(BaseModel):
+class RecordedEvents(_Output):
     """How many events came, and how many matched an enabled configuration and were kept."""
 
-    received: int
-    recorded: int
+    received: int = Field(ge=1, le=MAX_ITEMS)
+    recorded: int = Field(ge=0, le=MAX_ITEMS)
 
 
-class OutputEvent(BaseModel):
+class OutputEvent(_Output):
     """A recorded event (Erply's models.OutputEvent)."""
 
-    id: str
-    table: str
-    action: str
-    rowID: int
-    status: str = Field(examples=["processed"])
-    eventDate: str
-    createdAt: str
-    processedAt: str
+    id: Id
+    table: Table
+    action: Action
+    rowID: int = Field(ge=0, le=MAX_ROW_ID)
+    status: EventStatus
+    eventDate: Time
+    createdAt: Time
+    processedAt: LaterTime
 
 
-class OutputWebhook(BaseModel):
+class OutputWebhook(_Output):
     """A webhook in the delivery log (Erply's models.OutputWebhook)."""
 
-    id: str
-    table: str
-    action: str
-    endpoint: str
-    eventCount: int
-    status: str = Field(examples=["sent"])
-    tries: int
-    lastFailure: str
-    createdAt: str
-    processedAt: str
+    id: Id
+    table: Table
+    action: Action
+    endpoint: Endpoint
+    eventCount: int = Field(ge=1)
+    status: WebhookStatus
+    tries: int = Field(ge=0)
+    lastFailure: str = Field(description='The last failure in plain words; "" until a try fails')
+    createdAt: Time
+    processedAt: LaterTime
 
 
-class OutputAttempt(BaseModel):
+class OutputAttempt(_Output):
     """One try of a webhook."""
 
-    at: str
-    durationMs: int
-    httpStatus: int | None
-    error: str
+    at: Time
+    durationMs: int = Field(ge=0)
+    httpStatus: int | None = Field(ge=100, le=599, description="null when there was no answer")
+    error: str = Field(description='"" on success')
 
 
 class WebhookDetail(OutputWebhook):
     """A webhook with its exact body and its tries (extension)."""
 
-    payload: str
+    payload: str = Field(description="The exact body sent")
     attempts: list[OutputAttempt]
+
+
+class Health(_Output):
+    """The process runs, or the store answers."""
+
+    status: Literal["ok"]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _password(schema: dict[str, Any]) -> None:
+    _no_default(schema)
+    schema["format"] = "password"
+
+
+class ErplyRequest(BaseModel):
+    """The fields of a call to ``POST /api/``: a form, or a JSON object of strings, integers and nulls."""
+
+    request: Literal["verifyUser", "getSessionKeyInfo"] = Field(description="Any other value answers 1006")
+    clientCode: str = Field(examples=["100"])
+    username: str | SkipJsonSchema[None] = Field(None, description="verifyUser", json_schema_extra=_no_default)
+    password: str | SkipJsonSchema[None] = Field(None, description="verifyUser", json_schema_extra=_password)
+    sessionLength: int = Field(3600, ge=1, description="verifyUser: seconds; above 86400 is cut to 86400")
+    sessionKey: str | SkipJsonSchema[None] = Field(None, description="getSessionKeyInfo", json_schema_extra=_no_default)
+
+
+class ErplyStatus(_Output):
+    """The outcome of a call to ``POST /api/`` (Erply's status object)."""
+
+    request: str = Field(description="The request field as given")
+    requestUnixTime: int
+    responseStatus: Literal["ok", "error"]
+    errorCode: int = Field(ge=0, description="0 on success; the codes are listed in docs/api.md")
+    generationTime: float = Field(ge=0)
+    recordsTotal: int = Field(ge=0, le=1)
+    recordsInResponse: int = Field(ge=0, le=1)
+    errorField: str | SkipJsonSchema[None] = Field(
+        None, description="With codes 1006 and 1016: the field at fault", json_schema_extra=_no_default
+    )
+
+
+class VerifyUserRecord(_Output):
+    """A new session."""
+
+    userID: str = Field(pattern="^[0-9]+$")
+    userName: str
+    sessionKey: str
+    sessionLength: int = Field(ge=1, le=86400)
+
+
+class SessionKeyInfoRecord(_Output):
+    """When a session key was made and when it expires (Unix times, as strings)."""
+
+    creationUnixTime: str = Field(pattern="^[0-9]+$")
+    expireUnixTime: str = Field(pattern="^[0-9]+$")
+
+
+class ErplyAnswer(_Output):
+    """Every answer of ``POST /api/``, always with HTTP 200; on an error ``records`` is empty."""
+
+    status: ErplyStatus
+    records: list[VerifyUserRecord | SessionKeyInfoRecord] = Field(max_length=1)
+
+
+# Why each error status is answered; every one has the body {"error": "…"}.
+_WHY = {
+    400: "Bad input; the message starts with the field (`id: …`, `items[3].rowId: …`), or a cap of the settings",
+    401: "The clientCode or sessionKey header is missing, or the session is unknown, expired or another client's",
+    404: "No such id for this client",
+    409: "Only a failed webhook can be resent",
+    413: "The body is too large",
+    503: "The store cannot be reached or cannot write; nothing was changed",
+}
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def answers(ok: Any, *errors: int, links: dict[str, Any] | None = None) -> Responses:
+    """An operation's answers: 200 with ``ok``, and each of ``errors`` with the error shape."""
+    success: dict[str, Any] = {"model": ok, "description": "OK"}
+    if links:
+        success["links"] = links
+    return {200: success, **{status: {"model": OutputError, "description": _WHY[status]} for status in errors}}
+
+
+def link(operation_id: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: ``parameters`` of ``operation_id`` taken from this answer (runtime expressions)."""
+    return {"operationId": operation_id, "parameters": parameters}
+
+
+def request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
+    """``openapi_extra`` for a body the handler reads itself; api/openapi.py adds ``model`` to the components."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {media: {"schema": schema} for media in media_types}}}

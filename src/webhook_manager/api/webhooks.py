@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, StoreDep
-from webhook_manager.api.params import check_limit, checked_id, optional_time
+from webhook_manager.api.params import ActionFilter, IdPath, Limit, TableFilter, check_limit, checked_id, optional_time
 from webhook_manager.api.responses import JSONResponse
 from webhook_manager.domain.errors import Conflict, NotFound
 from webhook_manager.domain.model import WebhookRecord
@@ -38,14 +38,23 @@ def webhook_json(w: WebhookRecord) -> dict[str, Any]:
     "",
     summary="Get recently sent webhooks",
     operation_id="getWebhooks",
-    responses={200: {"model": list[schemas.OutputWebhook]}, **schemas.ERRORS},
+    responses=schemas.answers(
+        list[schemas.OutputWebhook],
+        400,
+        401,
+        503,
+        links={
+            "getFirst": schemas.link("getWebhook", id="$response.body#/0/id"),
+            "resendFirst": schemas.link("resendWebhook", id="$response.body#/0/id"),
+        },
+    ),
 )
 async def list_webhooks(
     session: SessionDep,
     store: StoreDep,
-    table: Annotated[str | None, Query(description="Name of the table for the webhook")] = None,
-    action: Annotated[str | None, Query(description="Name of the action for the webhook")] = None,
-    limit: Annotated[str | None, Query(description="Default 20, at most 100")] = None,
+    table: TableFilter = None,
+    action: ActionFilter = None,
+    limit: Limit = None,
 ) -> JSONResponse:
     """The client's webhooks, newest first."""
     table = None if not table else check_table(table)
@@ -58,9 +67,16 @@ async def list_webhooks(
     "/{id}",
     summary="One webhook with its body and tries (extension)",
     operation_id="getWebhook",
-    responses={200: {"model": schemas.WebhookDetail}, **schemas.ERRORS, **schemas.NOT_FOUND},
+    responses=schemas.answers(
+        schemas.WebhookDetail,
+        400,
+        401,
+        404,
+        503,
+        links={"resend": schemas.link("resendWebhook", id="$response.body#/id")},
+    ),
 )
-async def get_webhook(id: str, session: SessionDep, store: StoreDep) -> JSONResponse:
+async def get_webhook(id: IdPath, session: SessionDep, store: StoreDep) -> JSONResponse:
     """The webhook as listed, plus ``payload`` (the exact body sent) and ``attempts``."""
     found = await store.get_webhook(session.client_code, checked_id(id))
     if found is None:
@@ -82,10 +98,18 @@ async def get_webhook(id: str, session: SessionDep, store: StoreDep) -> JSONResp
     "/{id}/resend",
     summary="Give a failed webhook a new round of tries (extension)",
     operation_id="resendWebhook",
-    responses={200: {"model": schemas.OutputWebhook}, 409: {"model": schemas.OutputError}, **schemas.ERRORS},
+    responses=schemas.answers(
+        schemas.OutputWebhook,
+        400,
+        401,
+        404,
+        409,
+        503,
+        links={"get": schemas.link("getWebhook", id="$response.body#/id")},
+    ),
 )
 async def resend_webhook(
-    id: str, session: SessionDep, store: StoreDep, clock: ClockDep, notifier: NotifierDep
+    id: IdPath, session: SessionDep, store: StoreDep, clock: ClockDep, notifier: NotifierDep
 ) -> JSONResponse:
     """A ``failed`` webhook is tried again, same id and body; other statuses answer 409."""
     before = await store.resend_webhook(session.client_code, checked_id(id), clock.now_ms())
