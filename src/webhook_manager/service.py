@@ -78,7 +78,10 @@ async def running(
     pipeline and capture started when ``pipeline``; everything stopped on exit, tries in flight logged."""
     from webhook_manager.delivery.pipeline import Pipeline
 
-    opened = store if store is not None else await open_store(settings.database_url)
+    if store is None:
+        opened = await open_store(settings.database_url, disk_reserve_bytes=_reserve(settings))
+    else:
+        opened = store
     try:
         if store is None:
             await opened.migrate()
@@ -160,6 +163,11 @@ async def create_account(settings: Settings, client_code: str, username: str, pa
     """``account create``: a user (and its client when new)."""
     async with migrated_store(settings.database_url) as store:
         return await accounts.create_account(store, client_code, username, password, SYSTEM_CLOCK.now_ms())
+
+
+def _reserve(settings: Settings) -> int:
+    """The free space that new events leave on the SQLite store's disk, in bytes."""
+    return int(settings.disk_reserve_mb * 1024 * 1024)
 
 
 def base_url(host: str, port: int) -> str:
@@ -253,7 +261,7 @@ async def capture(spec: CaptureSpec, settings: Settings, on_started: Callable[[s
         raise
     except Exception as exc:  # a driver's error
         raise one_line_error(spec, exc) from exc
-    async with migrated_store(settings.database_url) as store:
+    async with migrated_store(settings.database_url, disk_reserve_bytes=_reserve(settings)) as store:
         if not await store.list_configurations(spec.client_code):
             logging.getLogger("webhook_manager.capture").warning(
                 "client %s has no webhook configurations: changes are dropped until one matches", spec.client_code

@@ -23,8 +23,9 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-async def open_store(url: str) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path`` or ``postgresql://…``); the schema is not migrated."""
+async def open_store(url: str, *, disk_reserve_bytes: int = 0) -> Store:
+    """Open the store named by ``url`` (``sqlite:///path`` or ``postgresql://…``); the schema is not migrated.
+    On SQLite, new events are refused while the file's disk has less than ``disk_reserve_bytes`` free."""
     from webhook_manager.store.sql_store import SqlStore
 
     problem = url_problem(url)
@@ -33,7 +34,7 @@ async def open_store(url: str) -> Store:
     if url.startswith(SQLITE_PREFIX):
         from webhook_manager.store.sqlite import SqliteConnector
 
-        return SqlStore(await SqliteConnector.open(url.removeprefix(SQLITE_PREFIX)))
+        return SqlStore(await SqliteConnector.open(url.removeprefix(SQLITE_PREFIX), disk_reserve_bytes))
     try:
         from webhook_manager.store.postgres import PostgresConnector
     except ImportError as exc:  # pragma: no cover - the extra is installed wherever the tests run
@@ -46,9 +47,9 @@ async def open_store(url: str) -> Store:
 
 
 @asynccontextmanager
-async def migrated_store(url: str) -> AsyncIterator[Store]:
+async def migrated_store(url: str, *, disk_reserve_bytes: int = 0) -> AsyncIterator[Store]:
     """The store named by ``url``, its schema brought up to date, closed afterwards (for commands and tools)."""
-    store = await open_store(url)
+    store = await open_store(url, disk_reserve_bytes=disk_reserve_bytes)
     try:
         await store.migrate()
         yield store

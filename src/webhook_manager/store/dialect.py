@@ -111,6 +111,10 @@ class Connector(Protocol):
         """Why a write failed in the last few seconds (:class:`WriteFailures`), or None."""
         ...
 
+    def intake_problem(self) -> str | None:
+        """Why new events cannot be taken now (the disk's free space is below the reserve), or None."""
+        ...
+
 
 class WriteFailures:
     """A connector's last failed write, remembered for :data:`KEPT_S` seconds, so readiness can tell that

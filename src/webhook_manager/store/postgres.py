@@ -156,6 +156,9 @@ class PostgresConnector:
     def write_problem(self) -> str | None:
         return self._failures.recent()
 
+    def intake_problem(self) -> str | None:
+        return None  # the server's disk is the server's to watch
+
     async def watch(self, wake: Callable[[str], None]) -> None:
         """LISTEN for other processes' ``events`` and ``webhooks`` notices, reconnecting after an outage.
         Only a wake-up: the loops poll the rows anyway, so a notice lost in an outage costs a poll's delay."""

@@ -27,9 +27,11 @@ from webhook_manager.domain.model import (
     DueWebhook,
     EventRecord,
     EventStatus,
+    Formed,
     FormWebhooks,
     PendingBundle,
     Session,
+    Subject,
     User,
     WebhookRecord,
     WebhookStatus,
@@ -39,7 +41,10 @@ from webhook_manager.store.dialect import Connector, Db, DuplicateKey, Row, Writ
 PROBE_EVERY_S = 1.0
 """``ping`` writes at most once a second; the calls in between get that write's outcome."""
 PENDING_BUNDLES_PER_SUBJECT = 200
-"""A forming round reads at most this many bundles of one subject (a bundle holds up to 10 000 events)."""
+"""A forming transaction reads at most this many bundles of one subject (a bundle holds up to 10 000 events)."""
+FORM_BYTES = 1024 * 1024
+"""… and bundles of at most this many bytes of items (always one at least), so that a forming transaction needs
+little room on a nearly full disk; a subject with more goes on in further transactions."""
 
 
 class SqlStore:
@@ -84,12 +89,20 @@ class SqlStore:
             self._probe_at, self._probe = now, asyncio.ensure_future(self._probe_write())
         await asyncio.shield(self._probe)  # a caller that gives up does not cancel the others' probe
 
+    def _check_intake(self) -> None:
+        problem = self._c.intake_problem()
+        if problem is not None:
+            raise StoreUnavailable(problem)
+
     async def _probe_write(self) -> None:
         async def probe(db: Db) -> None:
             await db.fetch_value("ping")
             await db.execute("probe_write")
 
         await self._c.write(probe)
+        problem = self._c.intake_problem()
+        if problem is not None:
+            raise StoreUnavailable(problem)
         problem = self._c.write_problem()
         if problem is not None:
             raise StoreUnavailable(f"writes failed in the last {WriteFailures.KEPT_S:.0f} s: {problem}")
@@ -245,6 +258,8 @@ class SqlStore:
     async def record_events(
         self, client_code: str, table: str, action: str, items: bytes, count: int, now_ms: int
     ) -> bool:
+        self._check_intake()
+
         async def record(db: Db) -> bool:
             return await db.fetch_value("record_bundle", client_code, table, action, count, items, now_ms) is not None
 
@@ -279,6 +294,8 @@ class SqlStore:
         groups: Sequence[CapturedGroup],
         now_ms: int,
     ) -> int:
+        self._check_intake()
+
         async def record(db: Db) -> int:
             if expected is None:
                 moved = await db.execute("start_capture_position", source, client_code, position, now_ms)
@@ -298,43 +315,59 @@ class SqlStore:
     # webhooks
 
     async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
+        async def subject_round(db: Db, subject: Subject) -> tuple[Formed, bool] | None:
+            """One transaction over the first pending bundles of ``subject``: what was formed, and whether
+            it read all of them; None when another process forms the subject now."""
+            client_code, table, action = subject
+            async with db.transaction():
+                if not await db.fetch_value("lock_subject", f"{client_code}\x1f{table}\x1f{action}"):
+                    return None
+                sizes = await db.fetch(
+                    "pending_bundle_sizes", client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1
+                )
+                take, total = 0, 0
+                for _, size in sizes[:PENDING_BUNDLES_PER_SUBJECT]:
+                    if take and total + size > FORM_BYTES:
+                        break
+                    take, total = take + 1, total + size
+                rows = await db.fetch("pending_bundles", client_code, table, action, take) if take else []
+                configurations = [
+                    Configuration.from_row(row)
+                    for row in await db.fetch("enabled_configurations", client_code, table, action)
+                ]
+                complete = take == len(sizes)
+                formed = form(subject, [PendingBundle(*row) for row in rows], configurations, complete)
+                await db.execute_rows(
+                    "add_webhooks",
+                    [
+                        (
+                            w.id,
+                            w.client_code,
+                            w.configuration_id,
+                            w.table,
+                            w.action,
+                            w.endpoint,
+                            w.secret,
+                            w.event_count,
+                            w.payload,
+                            now_ms,
+                        )
+                        for w in formed.webhooks
+                    ],
+                )
+                await db.execute_rows("advance_bundles", [(seq, n, now_ms) for seq, n in formed.advances])
+            return formed, complete
+
         async def rounds(db: Db) -> tuple[int, int | None]:
             made, wake_at = 0, None
             for client_code, table, action in await db.fetch("pending_subjects"):
-                async with db.transaction():
-                    if not await db.fetch_value("lock_subject", f"{client_code}\x1f{table}\x1f{action}"):
-                        continue  # another process forms this subject now
-                    rows = await db.fetch(
-                        "pending_bundles", client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1
-                    )
-                    bundles = [PendingBundle(*row) for row in rows[:PENDING_BUNDLES_PER_SUBJECT]]
-                    configurations = [
-                        Configuration.from_row(row)
-                        for row in await db.fetch("enabled_configurations", client_code, table, action)
-                    ]
-                    formed = form((client_code, table, action), bundles, configurations, len(rows) == len(bundles))
-                    await db.execute_rows(
-                        "add_webhooks",
-                        [
-                            (
-                                w.id,
-                                w.client_code,
-                                w.configuration_id,
-                                w.table,
-                                w.action,
-                                w.endpoint,
-                                w.secret,
-                                w.event_count,
-                                w.payload,
-                                now_ms,
-                            )
-                            for w in formed.webhooks
-                        ],
-                    )
-                    await db.execute_rows("advance_bundles", [(seq, n, now_ms) for seq, n in formed.advances])
-                made += len(formed.webhooks)
-                if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
-                    wake_at = formed.wake_at_ms
+                while (done := await subject_round(db, (client_code, table, action))) is not None:
+                    formed, complete = done
+                    made += len(formed.webhooks)
+                    if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
+                        wake_at = formed.wake_at_ms
+                    if complete or not formed.advances:
+                        break
             return made, wake_at
 
         return await self._c.steps(rounds)

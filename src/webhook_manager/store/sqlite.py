@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from webhook_manager.store.dialect import Db, DuplicateKey, Row, Steps, WriteFai
 T = TypeVar("T")
 
 READERS = 4
+WAL_KEPT_BYTES = 4 * 1024 * 1024
 WRITE_WAIT_S = 1.5
 """A write that cannot start within this (another process holds the file's write lock, or writes queue up
 behind such a wait) fails with StoreUnavailable, so an API call answers 503 within 2 s instead of hanging."""
@@ -63,6 +65,8 @@ def _connect(path: str) -> sqlite3.Connection:
     # FULL: a commit is on disk before the caller is answered ("nothing accepted is lost").
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # After a checkpoint the WAL is cut back to this, so one big transaction does not keep its size for good.
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
     conn.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
     return conn
 
@@ -157,8 +161,9 @@ class SqliteConnector:
     dialect = "sqlite"
     single_process = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, disk_reserve_bytes: int = 0) -> None:
         self._path = path
+        self._reserve = disk_reserve_bytes
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
@@ -167,9 +172,10 @@ class SqliteConnector:
         self._failures = WriteFailures()
 
     @classmethod
-    async def open(cls, path: str) -> SqliteConnector:
-        """Open (and create) the file; its folder is created too."""
-        connector = cls(path)
+    async def open(cls, path: str, disk_reserve_bytes: int = 0) -> SqliteConnector:
+        """Open (and create) the file; its folder is created too. New events are refused while its disk has
+        less than ``disk_reserve_bytes`` free, which is left to the pipeline."""
+        connector = cls(path, disk_reserve_bytes)
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -230,7 +236,20 @@ class SqliteConnector:
             return await self._on(self._writer, in_transaction)
         except StoreUnavailable as exc:
             self._failures.note(exc.message)
+            if "full" in exc.message:
+                await self._give_back_wal()
             raise
+
+    async def _give_back_wal(self) -> None:
+        """After a write found the disk full: copy the WAL into the file and cut it to nothing, so the space a
+        failed transaction's frames took is the disk's again (best effort: readers or the full disk may stop it)."""
+
+        def checkpoint(conn: sqlite3.Connection) -> None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        with contextlib.suppress(StoreUnavailable):
+            await self._on(self._writer, checkpoint)
 
     async def write_one(self, steps: Steps[T]) -> T:
         return await self.write(steps)
@@ -244,6 +263,21 @@ class SqliteConnector:
 
     def write_problem(self) -> str | None:
         return self._failures.recent()
+
+    def intake_problem(self) -> str | None:
+        if not self._reserve:
+            return None
+        try:
+            free = shutil.disk_usage(Path(self._path).parent).free
+        except OSError as exc:
+            return f"store unavailable: cannot tell the free space of its disk: {exc.strerror}"
+        if free >= self._reserve:
+            return None
+        mib = 1024 * 1024
+        return (
+            f"store nearly full: {free / mib:.1f} MiB free on its disk, less than the {self._reserve / mib:.0f} MiB"
+            " kept for delivering what was accepted (disk_reserve_mb); free some space"
+        )
 
     async def close(self) -> None:
         def close_all() -> None:
