@@ -214,3 +214,27 @@ def test_resend_gives_a_failed_webhook_a_new_round_with_the_same_id(
     assert "sent" in again.json()["error"]
     assert service.post("/v1/webhook/0123456789abcdef01234567/resend", headers=alice.headers).status_code == 404
     assert service.get("/v1/webhook/nothex", headers=alice.headers).status_code == 400
+
+
+# orjson's compact form, which the body keeps: integers beyond 64 bits (23 digits, negative, nested in objects
+# and arrays, and the first ones past each end) beside the last ones within, a float, and digits in a string.
+BIG_NUMBERS = (
+    b'{"big":12345678901234567890123,"negative":-12345678901234567890123,'
+    b'"nested":{"list":[1,98765432109876543210987654321,{"deep":[-9223372036854775809]}]},'
+    b'"edges":[18446744073709551615,18446744073709551616,-9223372036854775808],'
+    b'"price":1.5,"code":"123456789012345678901234"}'
+)
+
+
+def test_integers_beyond_64_bits_arrive_exactly_as_recorded(service: httpx.Client, receiver: ThreadedReceiver) -> None:
+    alice = login(service, "100")
+    configure(service, alice, receiver.url("/status/200"))
+    item = b'{"rowId":1,"timestamp":"2020-01-01 00:00:00","data":' + BIG_NUMBERS + b"}"
+    body = b'{"table":"product","action":"insert","items":[' + item + b"]}"
+    answer = service.post("/v1/event", content=body, headers=alice.headers)
+    assert answer.json() == {"received": 1, "recorded": 1}
+    receiver.wait_for(1)
+    (got,) = receiver.received
+    assert got.body.endswith(b'"items":[' + item + b"]}")
+    shown = service.get(f"/v1/webhook/{got.headers['webhook-id']}", headers=alice.headers).json()
+    assert shown["payload"].encode() == got.body

@@ -10,6 +10,7 @@ from fastapi import Request
 from starlette import responses
 from starlette.requests import ClientDisconnect
 
+from webhook_manager.domain import exact_json
 from webhook_manager.domain.errors import ClientGone, InvalidInput, PayloadTooLarge
 
 
@@ -44,11 +45,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The request body decoded as JSON, whatever its Content-Type; raise InvalidInput naming ``body``."""
+    """The request body decoded as JSON, whatever its Content-Type, integers beyond 64 bits kept exactly; raise
+    InvalidInput naming ``body``."""
     body = await read_body(request, limit)
     if not body.strip():
         raise InvalidInput("body", "is empty: send a JSON object")
     try:
-        return orjson.loads(body)
+        return exact_json.loads(body)
     except orjson.JSONDecodeError:
         raise InvalidInput("body", "is not valid JSON") from None
