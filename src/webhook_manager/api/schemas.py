@@ -44,8 +44,8 @@ TIMESTAMP_PATTERN = (
 )
 
 # An endpoint as it is usually written: http(s), a host name or IPv4 address, a port, then printable ASCII
-# (no backslash). The handler also takes IPv6 literals in brackets; without allow_private_endpoints it refuses
-# private addresses and localhost, which no pattern can say.
+# (no backslash). The handler takes more (IPv6 literals, international names, user info, any host both URL
+# parsers read alike) and, without allow_private_endpoints, refuses private addresses and localhost.
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 ENDPOINT_PATTERN = f"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\\.{_LABEL})*(?::{_PORT})?(?:[/?#][!-\\[\\]-~]*)?$"
@@ -77,8 +77,9 @@ class InputWebhookConfiguration(BaseModel):
         Field(
             max_length=MAX_ENDPOINT_LENGTH,
             pattern=ENDPOINT_PATTERN,
-            description="Absolute http(s) URL the webhooks are POSTed to. IPv6 literals in brackets are taken "
-            "too; private addresses and localhost are refused unless allow_private_endpoints is on",
+            description="Absolute http(s) URL the webhooks are POSTed to, usually as the pattern shows (IPv6 "
+            "literals and international names are taken too); private addresses and localhost are refused unless "
+            "allow_private_endpoints is on",
             examples=["https://my.receiver"],
         ),
     ]
