@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     retry_delay_s: float = Field(10.0, ge=0, le=86_400)
     # Count any 2xx answer as success, not only 200.
     accept_any_2xx: bool = False
-    # New events are refused (503) while the SQLite store's disk has less free space than this, in MiB; the
-    # pipeline may still use it, so what was accepted is delivered (PostgreSQL: not used).
+    # New events are refused (503) while the SQLite store's disk has less free space than this (in MiB) plus
+    # room to form the events not yet formed; the pipeline may still use it, so what was accepted is delivered.
     disk_reserve_mb: float = Field(64.0, ge=0, le=1_048_576)
     # At most this many webhook configurations per client (a create beyond it is refused with 400).
     max_configurations_per_client: int = Field(100, ge=1, le=100_000)

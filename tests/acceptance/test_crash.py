@@ -121,6 +121,10 @@ def test_kill_9_then_start_again_delivers_everything(workdir: Path, store_env: d
         # In flight means claimed and not yet logged: at most 8 tries at once to that endpoint, plus answers
         # waiting for the attempt log's next batched write (a few, more when the machine is busy).
         assert len(doubled) <= 32
+        print(
+            f"kill -9: {len(before_kill)} webhooks received before the kill,"
+            f" {len(doubled)} of {EVENTS // 10} sent twice"
+        )
         assert Counter(after_kill).most_common(1)[0][1] == 1
         assert webhook_statuses(workdir, store_env) == {"sent": EVENTS // 10}
     finally:

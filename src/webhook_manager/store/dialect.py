@@ -111,8 +111,12 @@ class Connector(Protocol):
         """Why a write failed in the last few seconds (:class:`WriteFailures`), or None."""
         ...
 
-    def intake_problem(self) -> str | None:
-        """Why new events cannot be taken now (the disk's free space is below the reserve), or None."""
+    disk_reserve_bytes: int
+    """Free space new events leave on the store's disk for the pipeline (0: the store does not watch its disk)."""
+
+    def intake_problem(self, pending_bytes: int) -> str | None:
+        """Why new events cannot be taken now, or None: the disk's free space is below the reserve plus room
+        to form the ``pending_bytes`` of events not yet formed into webhooks."""
         ...
 
 

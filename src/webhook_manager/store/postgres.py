@@ -39,7 +39,7 @@ UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,  # a full disk, too many connections
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a read-only server (a standby)
 )
-LOCK_TIMEOUT_MS = 1500
+LOCK_TIMEOUT_MS = 1000
 """A statement waits at most this long for a lock another session holds, then fails with StoreUnavailable,
 so an API call answers 503 within 2 s instead of hanging (migrations wait as long as they must)."""
 CHANNEL = "webhook_manager"
@@ -156,8 +156,10 @@ class PostgresConnector:
     def write_problem(self) -> str | None:
         return self._failures.recent()
 
-    def intake_problem(self) -> str | None:
-        return None  # the server's disk is the server's to watch
+    disk_reserve_bytes = 0  # the server's disk is the server's to watch
+
+    def intake_problem(self, pending_bytes: int) -> str | None:
+        return None
 
     async def watch(self, wake: Callable[[str], None]) -> None:
         """LISTEN for other processes' ``events`` and ``webhooks`` notices, reconnecting after an outage.

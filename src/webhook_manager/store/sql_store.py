@@ -55,6 +55,9 @@ class SqlStore:
         self._migrations = migrations(connector.dialect)
         self._probe: asyncio.Future[None] | None = None
         self._probe_at = -math.inf
+        # Bytes of events not yet formed into webhooks, as of the last forming round and what came in since
+        # (only where the store keeps a disk reserve: see Connector.intake_problem).
+        self._pending_bytes = 0
 
     @property
     def single_process(self) -> bool:
@@ -90,7 +93,7 @@ class SqlStore:
         await asyncio.shield(self._probe)  # a caller that gives up does not cancel the others' probe
 
     def _check_intake(self) -> None:
-        problem = self._c.intake_problem()
+        problem = self._c.intake_problem(self._pending_bytes)
         if problem is not None:
             raise StoreUnavailable(problem)
 
@@ -100,7 +103,7 @@ class SqlStore:
             await db.execute("probe_write")
 
         await self._c.write(probe)
-        problem = self._c.intake_problem()
+        problem = self._c.intake_problem(self._pending_bytes)
         if problem is not None:
             raise StoreUnavailable(problem)
         problem = self._c.write_problem()
@@ -263,7 +266,10 @@ class SqlStore:
         async def record(db: Db) -> bool:
             return await db.fetch_value("record_bundle", client_code, table, action, count, items, now_ms) is not None
 
-        return await self._c.write_one(record)
+        kept = await self._c.write_one(record)
+        if kept:
+            self._pending_bytes += len(items)
+        return kept
 
     async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
         async def bundles(db: Db) -> list[Row]:
@@ -310,64 +316,25 @@ class SqlStore:
                     kept += g.count
             return kept
 
-        return await self._c.write(record)
+        kept = await self._c.write(record)
+        self._pending_bytes += sum(len(g.items) for g in groups)
+        return kept
 
     # webhooks
 
     async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
-        async def subject_round(db: Db, subject: Subject) -> tuple[Formed, bool] | None:
-            """One transaction over the first pending bundles of ``subject``: what was formed, and whether
-            it read all of them; None when another process forms the subject now."""
-            client_code, table, action = subject
-            async with db.transaction():
-                if not await db.fetch_value("lock_subject", f"{client_code}\x1f{table}\x1f{action}"):
-                    return None
-                sizes = await db.fetch(
-                    "pending_bundle_sizes", client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1
-                )
-                take, total = 0, 0
-                for _, size in sizes[:PENDING_BUNDLES_PER_SUBJECT]:
-                    if take and total + size > FORM_BYTES:
-                        break
-                    take, total = take + 1, total + size
-                rows = await db.fetch("pending_bundles", client_code, table, action, take) if take else []
-                configurations = [
-                    Configuration.from_row(row)
-                    for row in await db.fetch("enabled_configurations", client_code, table, action)
-                ]
-                complete = take == len(sizes)
-                formed = form(subject, [PendingBundle(*row) for row in rows], configurations, complete)
-                await db.execute_rows(
-                    "add_webhooks",
-                    [
-                        (
-                            w.id,
-                            w.client_code,
-                            w.configuration_id,
-                            w.table,
-                            w.action,
-                            w.endpoint,
-                            w.secret,
-                            w.event_count,
-                            w.payload,
-                            now_ms,
-                        )
-                        for w in formed.webhooks
-                    ],
-                )
-                await db.execute_rows("advance_bundles", [(seq, n, now_ms) for seq, n in formed.advances])
-            return formed, complete
-
         async def rounds(db: Db) -> tuple[int, int | None]:
             made, wake_at = 0, None
             for client_code, table, action in await db.fetch("pending_subjects"):
-                while (done := await subject_round(db, (client_code, table, action))) is not None:
+                while (done := await _form_round(db, form, (client_code, table, action), now_ms)) is not None:
                     formed, complete = done
                     made += len(formed.webhooks)
                     if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
                         wake_at = formed.wake_at_ms
                     if complete or not formed.advances:
                         break
+            if self._c.disk_reserve_bytes:
+                self._pending_bytes = int(await db.fetch_value("pending_bytes"))
             return made, wake_at
 
         return await self._c.steps(rounds)
@@ -499,6 +466,47 @@ def events_of_bundles(bundles: Iterable[Row], table: str, action: str, limit: in
             if len(events) >= limit:
                 return events
     return events
+
+
+async def _form_round(db: Db, form: FormWebhooks, subject: Subject, now_ms: int) -> tuple[Formed, bool] | None:
+    """One transaction over the first pending bundles of ``subject``: what was formed, and whether
+    it read all of them; None when another process forms the subject now."""
+    client_code, table, action = subject
+    async with db.transaction():
+        if not await db.fetch_value("lock_subject", f"{client_code}\x1f{table}\x1f{action}"):
+            return None
+        sizes = await db.fetch("pending_bundle_sizes", client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1)
+        take, total = 0, 0
+        for _, size in sizes[:PENDING_BUNDLES_PER_SUBJECT]:
+            if take and total + size > FORM_BYTES:
+                break
+            take, total = take + 1, total + size
+        rows = await db.fetch("pending_bundles", client_code, table, action, take) if take else []
+        configurations = [
+            Configuration.from_row(row) for row in await db.fetch("enabled_configurations", client_code, table, action)
+        ]
+        complete = take == len(sizes)
+        formed = form(subject, [PendingBundle(*row) for row in rows], configurations, complete)
+        await db.execute_rows(
+            "add_webhooks",
+            [
+                (
+                    w.id,
+                    w.client_code,
+                    w.configuration_id,
+                    w.table,
+                    w.action,
+                    w.endpoint,
+                    w.secret,
+                    w.event_count,
+                    w.payload,
+                    now_ms,
+                )
+                for w in formed.webhooks
+            ],
+        )
+        await db.execute_rows("advance_bundles", [(seq, n, now_ms) for seq, n in formed.advances])
+    return formed, complete
 
 
 async def _check_caps(

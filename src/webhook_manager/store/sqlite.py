@@ -30,7 +30,9 @@ T = TypeVar("T")
 
 READERS = 4
 WAL_KEPT_BYTES = 4 * 1024 * 1024
-WRITE_WAIT_S = 1.5
+FORMING_FACTOR = 3
+"""Room kept per byte of events not yet formed: its webhook bodies, their WAL frames, their index entries."""
+WRITE_WAIT_S = 1.0
 """A write that cannot start within this (another process holds the file's write lock, or writes queue up
 behind such a wait) fails with StoreUnavailable, so an API call answers 503 within 2 s instead of hanging."""
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -163,7 +165,7 @@ class SqliteConnector:
 
     def __init__(self, path: str, disk_reserve_bytes: int = 0) -> None:
         self._path = path
-        self._reserve = disk_reserve_bytes
+        self.disk_reserve_bytes = disk_reserve_bytes
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
@@ -264,19 +266,22 @@ class SqliteConnector:
     def write_problem(self) -> str | None:
         return self._failures.recent()
 
-    def intake_problem(self) -> str | None:
-        if not self._reserve:
+    def intake_problem(self, pending_bytes: int) -> str | None:
+        if not self.disk_reserve_bytes:
             return None
         try:
             free = shutil.disk_usage(Path(self._path).parent).free
         except OSError as exc:
             return f"store unavailable: cannot tell the free space of its disk: {exc.strerror}"
-        if free >= self._reserve:
+        # Forming writes each pending event again, as part of a webhook's body (and once more in the WAL).
+        needed = self.disk_reserve_bytes + FORMING_FACTOR * pending_bytes
+        if free >= needed:
             return None
         mib = 1024 * 1024
         return (
-            f"store nearly full: {free / mib:.1f} MiB free on its disk, less than the {self._reserve / mib:.0f} MiB"
-            " kept for delivering what was accepted (disk_reserve_mb); free some space"
+            f"store nearly full: {free / mib:.1f} MiB free on its disk, less than the {needed / mib:.1f} MiB kept"
+            f" for delivering what was accepted (disk_reserve_mb, and {pending_bytes / mib:.1f} MiB of events"
+            " not yet formed into webhooks); free some space"
         )
 
     async def close(self) -> None:
