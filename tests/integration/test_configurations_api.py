@@ -317,6 +317,8 @@ NOT_ENDPOINTS = [
     "http://example.com:0/x",
     "http://%31%32%37.0.0.1/x",
     "http://exa%6Dple.com/x",
+    "http://a*b/x",
+    "http://a<b/x",
 ]
 WRONG: list[tuple[str, Any]] = [
     *[("table", v) for v in (5, "t" * 65, "", "pro duct", "pro/duct", "prödukt")],

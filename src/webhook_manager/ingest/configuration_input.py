@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,9 @@ from webhook_manager.ingest.fields import check_action, check_table
 
 MAX_ENDPOINT_LENGTH = 2048
 MAX_SECRET_LENGTH = 256
+# A host name as the sender asks a resolver for it: letters, digits, '-', '_' and dots (international names
+# arrive here in their xn-- form).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
 
 def parse_configuration_input(body: Any, *, allow_private: bool) -> ConfigurationInput:
@@ -58,17 +62,27 @@ def check_endpoint(value: Any, *, allow_private: bool, field: str = "endpoint") 
         raise InvalidInput(field, f"is not a valid URL ({exc})") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidInput(field, "must be an absolute http:// or https:// URL")
-    host = parts.hostname
-    if not host or not url.raw_host:
-        raise InvalidInput(field, "must name a host")
-    if "%" in host or "%" in url.raw_host:
-        raise InvalidInput(field, "must not percent-encode its host")
-    if url.explicit_port == 0:
-        raise InvalidInput(field, "port must be 1 to 65535")
-    refused = None if allow_private else _private_host(host) or _private_host(url.raw_host)
+    host = parts.hostname or ""
+    problem = _host_problem(host, url)
+    if problem is not None:
+        raise InvalidInput(field, problem)
+    refused = None if allow_private else _private_host(host) or _private_host(url.raw_host or "")
     if refused is not None:
         raise InvalidInput(field, f"{refused}; set WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS=true to allow it")
     return value
+
+
+def _host_problem(host: str, url: yarl.URL) -> str | None:
+    """What makes the host and port of an endpoint unusable, as urllib (``host``) and the sender read them."""
+    if not host or not url.raw_host:
+        return "must name a host"
+    if "%" in host or "%" in url.raw_host:
+        return "must not percent-encode its host"
+    if literal_address(url.raw_host) is None and _HOST_NAME.fullmatch(url.raw_host) is None:
+        return "must name a host by a domain name or an IP address"
+    if url.explicit_port == 0:
+        return "port must be 1 to 65535"
+    return None
 
 
 def _private_host(host: str) -> str | None:
