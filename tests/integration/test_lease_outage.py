@@ -5,6 +5,7 @@ fake clock, so a lease runs out without waiting for it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -30,9 +31,11 @@ WEBHOOKS = 5
 class Outage:
     """One process's view of a store: while ``down``, its claims and try logs fail as in an outage."""
 
-    def __init__(self, inner: Store) -> None:
+    def __init__(self, inner: Store, clock: FakeClock) -> None:
         self.inner = inner
         self.down = False
+        self.hang_ms = 0  # while set, a claim hangs this long, then goes through (packets dropped, not refused)
+        self._clock = clock
 
     def _check(self) -> None:
         if self.down:
@@ -40,6 +43,7 @@ class Outage:
 
     async def claim_due_webhooks(self, *args: Any, **kwargs: Any) -> Any:
         self._check()
+        self._clock.advance(self.hang_ms)
         return await self.inner.claim_due_webhooks(*args, **kwargs)
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
@@ -62,7 +66,7 @@ async def webhooks_due(store: Store, receiver: Receiver, clock: FakeClock) -> No
 
 
 def process(store: Store, egress: Egress, clock: FakeClock) -> tuple[Dispatcher, Outage]:
-    view = Outage(store)
+    view = Outage(store, clock)
     return Dispatcher(view, SETTINGS, egress, clock), view  # type: ignore[arg-type]
 
 
@@ -111,6 +115,23 @@ async def test_another_process_does_not_take_over_a_live_holders_webhooks_after_
     assert await a.flush() == WEBHOOKS  # a writes its outcomes within a second of the store's return
     clock.advance(int(TAKE_OVER_AFTER_S * 1000))
     assert await b.claim_and_send() == 0
+    await sent_once_each(store, receiver)
+
+
+async def test_an_outage_that_hangs_calls_instead_of_failing_them_sends_nothing_twice(
+    store: Store, receiver: Receiver, egress: Egress, clock: FakeClock
+) -> None:
+    a, _ = process(store, egress, clock)
+    b, b_view = process(store, egress, clock)
+    assert await b.claim_and_send() == 0
+    await webhooks_due(store, receiver, clock)
+    assert await a.claim_and_send() == WEBHOOKS
+    await asyncio.gather(*a._tasks)  # sent; the outcomes wait for the flusher, which hangs like every call
+    b_view.hang_ms = LEASE_MS + 1000  # b's claim hangs through the outage, then goes through
+    assert await b.claim_and_send() == 0  # it asked as of before the outage
+    b_view.hang_ms = 0
+    assert await b.claim_and_send() == 0  # the leases ran out, but b has only just reached the store again
+    assert await a.flush() == WEBHOOKS
     await sent_once_each(store, receiver)
 
 

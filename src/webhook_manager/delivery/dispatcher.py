@@ -28,6 +28,9 @@ TAKE_OVER_AFTER_S = 10.0
 """A lease that ran out is taken over only by a process that has reached the store without a failure for this
 long: after an outage every live holder has written its outcomes by then (it retries each second), so only
 the webhooks of a process that died are tried again."""
+SLOW_CALL_S = 2.0
+"""A store call that took longer than this counts as an outage that ended when it returned: an outage may hang
+calls (packets dropped) rather than fail them."""
 ERROR_PAUSE_S = 1.0
 FLUSH_BATCH = 256
 FLUSH_WAIT_S = 0.003
@@ -142,14 +145,16 @@ class Dispatcher:
         return len(outcomes)
 
     async def _reaching(self, call: Awaitable[T]) -> T:
-        """``call``'s result, noting whether the store answered (for :data:`TAKE_OVER_AFTER_S`)."""
+        """``call``'s result, noting whether the store answered, and in time (for :data:`TAKE_OVER_AFTER_S`)."""
+        started_ms = self._clock.now_ms()
         try:
             result = await call
         except Exception:
             self._reached_since_ms = None
             raise
-        if self._reached_since_ms is None:
-            self._reached_since_ms = self._clock.now_ms()
+        now_ms = self._clock.now_ms()
+        if self._reached_since_ms is None or now_ms - started_ms > SLOW_CALL_S * 1000:
+            self._reached_since_ms = now_ms
         return result
 
     async def run_once(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import shutil
 import sqlite3
@@ -33,8 +34,9 @@ WAL_KEPT_BYTES = 4 * 1024 * 1024
 FORMING_FACTOR = 3
 """Room kept per byte of events not yet formed: its webhook bodies, their WAL frames, their index entries."""
 WRITE_WAIT_S = 1.0
-"""A write that cannot start within this (another process holds the file's write lock, or writes queue up
-behind such a wait) fails with StoreUnavailable, so an API call answers 503 within 2 s instead of hanging."""
+"""A write that cannot take the file's write lock within this (another process holds it), counting its wait
+in the writer's queue behind writes that wait for it too, fails with StoreUnavailable: an API call answers 503
+within 2 s instead of hanging."""
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -172,6 +174,7 @@ class SqliteConnector:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._failures = WriteFailures()
+        self._lock_failed_at = -math.inf  # when a write last found the file locked by another process
 
     @classmethod
     async def open(cls, path: str, disk_reserve_bytes: int = 0) -> SqliteConnector:
@@ -216,23 +219,15 @@ class SqliteConnector:
         queued = time.monotonic()
 
         def in_transaction(conn: sqlite3.Connection) -> T:
-            # The wait for the lock is what is left of WRITE_WAIT_S after the wait in the writer's queue.
-            left = WRITE_WAIT_S - (time.monotonic() - queued)
-            if left <= 0:
-                raise sqlite3.OperationalError(f"database is locked: writes waited over {WRITE_WAIT_S} s")
-            shortened = left < WRITE_WAIT_S - 0.1
-            if shortened:
-                conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
-            if not durable:
-                conn.execute("PRAGMA synchronous = NORMAL")
-            try:
-                with _transaction(conn):
-                    return drive(steps(SqliteDb(conn)))
-            finally:
+            with self._lock_wait(conn, queued):
                 if not durable:
-                    conn.execute("PRAGMA synchronous = FULL")
-                if shortened:
-                    conn.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    with _transaction(conn):
+                        return drive(steps(SqliteDb(conn)))
+                finally:
+                    if not durable:
+                        conn.execute("PRAGMA synchronous = FULL")
 
         try:
             return await self._on(self._writer, in_transaction)
@@ -241,6 +236,30 @@ class SqliteConnector:
             if "full" in exc.message:
                 await self._give_back_wal()
             raise
+
+    @contextmanager
+    def _lock_wait(self, conn: sqlite3.Connection, queued: float) -> Iterator[None]:
+        """The write's wait for the file's lock, on the writer thread. While another process holds the lock, it
+        is what is left of WRITE_WAIT_S after the wait in the writer's queue, so calls queued behind a waiting
+        write fail with it, not one after the other. (Without such a lock, a queue of this process's own writes
+        is waited out: that is load, not an outage.)"""
+        left = WRITE_WAIT_S
+        if time.monotonic() - self._lock_failed_at < WRITE_WAIT_S:
+            left -= time.monotonic() - queued
+            if left <= 0:
+                raise sqlite3.OperationalError(f"database is locked: writes waited over {WRITE_WAIT_S} s")
+        shortened = left < WRITE_WAIT_S - 0.1
+        if shortened:
+            conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                self._lock_failed_at = time.monotonic()
+            raise
+        finally:
+            if shortened:
+                conn.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_S * 1000)}")
 
     async def _give_back_wal(self) -> None:
         """After a write found the disk full: copy the WAL into the file and cut it to nothing, so the space a
