@@ -257,6 +257,26 @@ async def test_forming_advances_events_with_their_webhooks(store: Store) -> None
     assert {e.status for e in await store.list_events("100", "product", "insert", 100)} == {EventStatus.PROCESSED}
 
 
+async def test_forming_goes_in_runs_of_about_a_mebibyte_each_forming_a_batch_at_least(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    big = orjson.dumps([{"rowId": i, "timestamp": "2020-01-01 00:00:00", "data": "x" * 4000} for i in range(250)])
+    for at in range(4):  # 4 bundles of ~1 MB
+        await store.record_events("100", "product", "insert", big, 250, at)
+    made_at_once = []
+    while True:
+        made, wake_at = await store.form_webhooks(forming(), 10)
+        made_at_once.append(made)
+        if wake_at is None:
+            break
+        assert wake_at == 10  # the rest is due now
+    # Each bundle is about a MiB: a run reads one or two, and each run forms something (it always reads a whole
+    # batch's worth at least), so the runs end.
+    assert sum(made_at_once) == 10
+    assert len(made_at_once) >= 3
+    assert all(made_at_once[:-1]), made_at_once
+    assert {e.status for e in await store.list_events("100", "product", "insert", 1000)} == {EventStatus.PROCESSED}
+
+
 async def test_a_failing_form_step_changes_nothing(store: Store) -> None:
     await store.create_configuration(configuration("100", 1))
     await store.record_events("100", "product", "insert", ITEMS, 250, 2)

@@ -73,11 +73,16 @@ class Batcher:
         return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
 
     async def run_once(self) -> tuple[int, int | None]:
-        """Form what is due now; return (webhooks made, when a held-back batch comes due)."""
-        made, wake_at = await self._store.form_webhooks(self.form, self._clock.now_ms())
-        if made:
-            self._on_formed()
-        return made, wake_at
+        """Form what is due now, in as many runs of the store's as that takes (each forms about 1 MiB of events,
+        and says the rest is due now); return (webhooks made, when a held-back batch comes due)."""
+        made = 0
+        while True:
+            more, wake_at = await self._store.form_webhooks(self.form, self._clock.now_ms())
+            made += more
+            if more:
+                self._on_formed()
+            if wake_at is None or wake_at > self._clock.now_ms():
+                return made, wake_at
 
     async def run(self) -> None:
         """Form webhooks until cancelled."""

@@ -42,9 +42,12 @@ PROBE_EVERY_S = 1.0
 """``ping`` writes at most once a second; the calls in between get that write's outcome."""
 PENDING_BUNDLES_PER_SUBJECT = 200
 """A forming transaction reads at most this many bundles of one subject (a bundle holds up to 10 000 events)."""
+MAX_BATCH_EVENTS = 100
+"""The most events a webhook holds (Erply's limit; batch_max_events is at most this)."""
 FORM_BYTES = 1024 * 1024
-"""… and bundles of at most this many bytes of items (always one at least), so that a forming transaction needs
-little room on a nearly full disk; a subject with more goes on in further transactions."""
+"""… and bundles of at most this many bytes of items (always a whole batch's worth at least), and a run of
+form_webhooks stops once it has read this many, so that forming needs little room on a nearly full disk; what
+is left goes in the next run."""
 
 
 class SqlStore:
@@ -324,15 +327,27 @@ class SqlStore:
 
     async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
         async def rounds(db: Db) -> tuple[int, int | None]:
-            made, wake_at = 0, None
-            for client_code, table, action in await db.fetch("pending_subjects"):
-                while (done := await _form_round(db, form, (client_code, table, action), now_ms)) is not None:
-                    formed, complete = done
-                    made += len(formed.webhooks)
-                    if formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
-                        wake_at = formed.wake_at_ms
-                    if complete or not formed.advances:
-                        break
+            made, wake_at, read = 0, None, 0
+            # Subjects in random order, so that none waits behind another when a run stops short.
+            subjects = list(await db.fetch("pending_subjects"))
+            random.shuffle(subjects)
+            for client_code, table, action in subjects:
+                if read >= FORM_BYTES:
+                    # A run forms about FORM_BYTES of events (on SQLite it is one transaction): the rest goes
+                    # in the next run, which is due now.
+                    wake_at = now_ms
+                    break
+                done = await _form_round(db, form, (client_code, table, action), now_ms)
+                if done is None:
+                    continue  # another process forms this subject now
+                formed, complete, size = done
+                made += len(formed.webhooks)
+                if formed.advances:  # a round that holds its batch back reads it again later
+                    read += size
+                if not complete:
+                    wake_at = now_ms  # more of this subject is pending
+                elif formed.wake_at_ms is not None and (wake_at is None or formed.wake_at_ms < wake_at):
+                    wake_at = formed.wake_at_ms
             if self._c.disk_reserve_bytes:
                 self._pending_bytes = int(await db.fetch_value("pending_bytes"))
             return made, wake_at
@@ -468,19 +483,20 @@ def events_of_bundles(bundles: Iterable[Row], table: str, action: str, limit: in
     return events
 
 
-async def _form_round(db: Db, form: FormWebhooks, subject: Subject, now_ms: int) -> tuple[Formed, bool] | None:
-    """One transaction over the first pending bundles of ``subject``: what was formed, and whether
-    it read all of them; None when another process forms the subject now."""
+async def _form_round(db: Db, form: FormWebhooks, subject: Subject, now_ms: int) -> tuple[Formed, bool, int] | None:
+    """One transaction (on PostgreSQL; on SQLite a part of the run's) over the first pending bundles of
+    ``subject``, up to FORM_BYTES of them: what was formed, whether it read all of them, and the bytes it
+    read; None when another process forms the subject now."""
     client_code, table, action = subject
     async with db.transaction():
         if not await db.fetch_value("lock_subject", f"{client_code}\x1f{table}\x1f{action}"):
             return None
         sizes = await db.fetch("pending_bundle_sizes", client_code, table, action, PENDING_BUNDLES_PER_SUBJECT + 1)
-        take, total = 0, 0
-        for _, size in sizes[:PENDING_BUNDLES_PER_SUBJECT]:
-            if take and total + size > FORM_BYTES:
-                break
-            take, total = take + 1, total + size
+        take, total, events = 0, 0, 0
+        for _, size, unformed in sizes[:PENDING_BUNDLES_PER_SUBJECT]:
+            if total + size > FORM_BYTES and events >= MAX_BATCH_EVENTS:
+                break  # past the bytes, with a whole batch at least, so the round always forms one
+            take, total, events = take + 1, total + size, events + unformed
         rows = await db.fetch("pending_bundles", client_code, table, action, take) if take else []
         configurations = [
             Configuration.from_row(row) for row in await db.fetch("enabled_configurations", client_code, table, action)
@@ -506,7 +522,7 @@ async def _form_round(db: Db, form: FormWebhooks, subject: Subject, now_ms: int)
             ],
         )
         await db.execute_rows("advance_bundles", [(seq, n, now_ms) for seq, n in formed.advances])
-    return formed, complete
+    return formed, complete, total
 
 
 async def _check_caps(

@@ -105,7 +105,7 @@ SELECT DISTINCT client_code, table_name, action FROM event_bundles WHERE process
 SELECT coalesce(sum(length(items)), 0) FROM event_bundles WHERE processed_count < event_count
 
 -- name: pending_bundle_sizes
-SELECT seq, length(items) FROM event_bundles
+SELECT seq, length(items), event_count - processed_count FROM event_bundles
 WHERE client_code = $1 AND table_name = $2 AND action = $3 AND processed_count < event_count ORDER BY seq LIMIT $4
 
 -- name: pending_bundles
