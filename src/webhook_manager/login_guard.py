@@ -82,4 +82,3 @@ async def _turn(queues: dict[K, _Queue], key: K) -> AsyncIterator[None]:
         queue.members -= 1
         if queue.members == 0:
             del queues[key]
-
