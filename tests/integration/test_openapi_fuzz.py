@@ -64,8 +64,9 @@ def map_body(context: schemathesis.HookContext, body: Any) -> Any:
     """A row id is a JSON integer written as one (504, not 504.0), as Erply's Go server also wants it; JSON
     Schema counts 504.0 as an integer, so the fuzzer's integral floats are written as integers."""
     operation = context.operation
-    if operation is not None and operation.label == "POST /v1/event" and isinstance(body, dict):
-        for item in body.get("items") or []:
+    items = body.get("items") if isinstance(body, dict) else None
+    if operation is not None and operation.label == "POST /v1/event" and isinstance(items, list):
+        for item in items:  # (a negative case may make ``items`` anything at all)
             row_id = item.get("rowId") if isinstance(item, dict) else None
             if isinstance(row_id, float) and row_id.is_integer():
                 item["rowId"] = int(row_id)
