@@ -20,6 +20,7 @@ from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
     CapturedGroup,
+    CapturedTable,
     Configuration,
     ConfigurationCaps,
     ConfigurationInput,
@@ -31,8 +32,9 @@ from webhook_manager.domain.model import (
     Session,
     Subject,
     WebhookStatus,
+    WebhookTypes,
 )
-from webhook_manager.store import Store, open_store
+from webhook_manager.store import Store, open_store, sql_store
 
 
 def configuration(client_code: str, at_ms: int, table: str = "product") -> Configuration:
@@ -53,7 +55,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 6]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:
@@ -389,6 +391,47 @@ async def test_a_forgotten_capture_starts_afresh(store: Store) -> None:
     assert await store.capture_position("mysql:db:100:product") is None
     assert await store.record_captured("100", "mysql:db:100:product", None, "binlog.000002:4:-1", [], 2) == 0
     assert await store.capture_position("mysql:db:100:product") == "binlog.000002:4:-1"
+
+
+async def test_webhook_types_are_what_capture_sources_describe_merged_per_table(store: Store) -> None:
+    assert await store.webhook_types("100") == WebhookTypes([], [])
+    rows_and_ids = [CapturedTable("product", True, True), CapturedTable("tag", False, True)]
+    await store.describe_capture("sqlite:a", "100", rows_and_ids, 1)
+    await store.describe_capture("postgres:b", "100", [CapturedTable("product", True, False)], 1)
+    await store.describe_capture("mysql:c", "200", [CapturedTable("ledger", False, False)], 1)
+    # product is watched twice: it has a row id in both, and the row as data in one only
+    assert await store.webhook_types("100") == WebhookTypes(
+        [CapturedTable("product", True, False), CapturedTable("tag", False, True)], []
+    )
+    assert await store.webhook_types("200") == WebhookTypes([CapturedTable("ledger", False, False)], [])
+    await store.describe_capture("postgres:b", "100", [CapturedTable("invoice", True, False)], 2)  # replaced
+    assert [t.table for t in (await store.webhook_types("100")).captured] == ["invoice", "product", "tag"]
+    assert await store.forget_capture("sqlite:a")  # no position was stored: its tables were
+    assert await store.webhook_types("100") == WebhookTypes([CapturedTable("invoice", True, False)], [])
+    assert not await store.forget_capture("sqlite:a")
+
+
+async def test_event_names_are_noted_once_per_client_and_capped(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for table, action in [("order", "confirm"), ("Order", "insert"), ("order", "confirm"), ("a", "delete")]:
+        await store.note_event_name("100", table, action, 1)
+    await store.note_event_name("200", "refund", "confirm", 1)
+    other = await open_store(store_url)  # another process, which has noted nothing yet
+    try:
+        await other.note_event_name("100", "order", "confirm", 2)
+        monkeypatch.setattr(sql_store, "EVENT_NAMES_PER_CLIENT", 4)
+        for n in range(3):
+            await other.note_event_name("100", f"t{n}", "insert", 2)
+    finally:
+        await other.close()
+    assert (await store.webhook_types("100")).custom == [
+        ("Order", "insert"),
+        ("a", "delete"),
+        ("order", "confirm"),
+        ("t0", "insert"),
+    ]
+    assert await store.webhook_types("200") == WebhookTypes([], [("refund", "confirm")])
 
 
 async def test_ping_answers_while_the_store_is_open(store: Store) -> None:

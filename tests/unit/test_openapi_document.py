@@ -38,6 +38,7 @@ STATUSES = {
     "getWebhooks": {400, 401, 503},
     "getWebhook": {400, 401, 404, 503},
     "resendWebhook": {400, 401, 404, 409, 503},
+    "getWebhookTypes": {401, 503},
     "healthz": set(),
     "readyz": {503},
 }

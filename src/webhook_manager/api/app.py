@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
 from webhook_manager import __version__
-from webhook_manager.api import configurations, docs, erply, events, health, openapi, webhooks
+from webhook_manager.api import configurations, docs, erply, events, health, openapi, webhook_types, webhooks
 from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
@@ -49,6 +49,7 @@ def create_app(
     app.include_router(configurations.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
+    app.include_router(webhook_types.router)
     app.include_router(health.router)
     app.include_router(docs.router)
     openapi.install(app)

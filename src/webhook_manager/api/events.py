@@ -53,6 +53,8 @@ async def record_events(
     )
     items = items_json(batch.items)
     count = len(batch.items)
+    # for the webhook-type catalogue: a store notes a name once, then this is a set lookup
+    await store.note_event_name(session.client_code, batch.table, batch.action.value, now)
     recorded = await store.record_events(session.client_code, batch.table, batch.action.value, items, count, now)
     if recorded:
         notifier.events_recorded()

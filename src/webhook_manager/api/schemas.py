@@ -185,6 +185,36 @@ class WebhookDetail(OutputWebhook):
     attempts: list[OutputAttempt]
 
 
+class CapturedType(_Output):
+    """A table the client's capture sources watch: its changes become events (docs/capture.md)."""
+
+    table: Table
+    actions: list[Literal["insert", "update", "delete"]] = Field(
+        min_length=3, max_length=3, json_schema_extra={"uniqueItems": True}
+    )
+    rowIdGuaranteed: bool = Field(
+        description="true: rowId is the value of the row's row-id column (its single integer primary key, or the "
+        "column configured for it); false: it is or may be 0"
+    )
+    content: Literal["generic", "enriched"] = Field(
+        description="generic: data is null; enriched: data is the row after an insert or update (null for delete)"
+    )
+
+
+class CustomType(_Output):
+    """A custom event name: a table the client has sent events of to POST /v1/event, and the actions sent."""
+
+    table: Table
+    actions: list[Action] = Field(min_length=1, max_length=len(Action), json_schema_extra={"uniqueItems": True})
+
+
+class WebhookTypes(_Output):
+    """What fires for the client (extension); configurations may name any table."""
+
+    captured: list[CapturedType] = Field(description="By table name")
+    custom: list[CustomType] = Field(description="By table name; the only ones that may carry confirm")
+
+
 class Health(_Output):
     """The process runs, or the store answers."""
 

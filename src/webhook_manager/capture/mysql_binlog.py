@@ -128,6 +128,8 @@ class MysqlSource:
         self._conn: Any = None
         # table name in the binlog (schema, table) → (name in events, row-id column)
         self._tables: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._row_ids: dict[str, bool] = {}  # by name in events: see row_ids
+        self._full_rows = True  # binlog_row_image FULL (or NOBLOB): every change names every column
         self._reader: threading.Thread | None = None
         self._events: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)  # binlog events, or the reader's error
         self._stop = threading.Event()
@@ -187,7 +189,8 @@ class MysqlSource:
                 f"the server's binlog_row_metadata is {metadata}; capture needs FULL, so row events name their"
                 " columns: run SET GLOBAL binlog_row_metadata = 'FULL' and put it in its configuration"
             )
-        if self.spec.data == "row" and str(row_image).upper() not in ("FULL", "NOBLOB"):
+        self._full_rows = str(row_image).upper() in ("FULL", "NOBLOB")
+        if self.spec.data == "row" and not self._full_rows:
             raise CaptureError(
                 f"the server's binlog_row_image is {row_image}; data = row needs FULL: run SET GLOBAL"
                 " binlog_row_image = 'FULL' and put it in its configuration"
@@ -226,14 +229,15 @@ class MysqlSource:
             if not columns:
                 raise CaptureError(f"no table {name!r} in database {schema!r}")
             column = self.spec.row_id_columns.get(name)
-            if column is not None:
-                if column not in {c[0] for c in columns}:
-                    raise CaptureError(f"row_id_columns: table {name!r} has no column {column!r}")
-            else:
-                keys = [(c[0], str(c[1]).lower()) for c in columns if c[2] == "PRI"]
-                column = keys[0][0] if len(keys) == 1 and keys[0][1] in _INTEGER_TYPES else None
+            if column is not None and column not in {c[0] for c in columns}:
+                raise CaptureError(f"row_id_columns: table {name!r} has no column {column!r}")
+            keys = [(c[0], str(c[1]).lower()) for c in columns if c[2] == "PRI"]
+            if column is None and len(keys) == 1 and keys[0][1] in _INTEGER_TYPES:
+                column = keys[0][0]
             # the names as the server spells them, which is how the binlog names them
             self._tables[(str(columns[0][3]), str(columns[0][4]))] = (name, column)
+            # with a MINIMAL row image, an update's or a delete's before-image holds the key's columns only
+            self._row_ids[name] = column is not None and (self._full_rows or column in {k for k, _ in keys})
 
     def close(self) -> None:
         self._stop.set()
@@ -289,6 +293,9 @@ class MysqlSource:
         if got != 1:
             raise CaptureBusy(f"another process captures {', '.join(self.spec.tables)} of {self.spec.describe()}")
         return self.key
+
+    def row_ids(self) -> dict[str, bool]:
+        return dict(self._row_ids)
 
     def resume(self, position: str | None) -> None:
         if position is None:

@@ -156,7 +156,11 @@ class PostgresLogicalSource:
                     raise CaptureError(f"replication slot {self.slot!r} is in use by process {found[0]}: stop it first")
                 cur.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
             cur.execute(f"DROP PUBLICATION IF EXISTS {quote_ident(self._conn, self.slot)}")
-        return Prepared(f"removed replication slot and publication {self.slot!r} from {database_name(self._conn)}")
+        return Prepared(
+            f"removed replication slot and publication {self.slot!r} from {database_name(self._conn)}",
+            key=self._key(),
+            forget=True,
+        )
 
     def claim(self) -> str:
         """Check the slot and publication, and start streaming from the slot (CaptureBusy when another
@@ -181,8 +185,7 @@ class PostgresLogicalSource:
                     f" {', '.join(sorted(wanted))}: run webhook-manager capture postgres … --teardown, then"
                     " --setup with these tables (or give this source another --slot)"
                 )
-            cur.execute("SELECT system_identifier FROM pg_control_system()")
-            (system,) = cur.fetchone()
+        key = self._key()
         self._repl = connect(self.spec, connection_factory=psycopg2.extras.LogicalReplicationConnection)
         self._cursor = self._repl.cursor()
         try:
@@ -193,7 +196,18 @@ class PostgresLogicalSource:
             )
         except psycopg2.errors.ObjectInUse:
             raise CaptureBusy(f"another process streams from replication slot {self.slot!r}") from None
-        return f"postgres:{system}:{database}:{self.slot}"
+        return key
+
+    def _key(self) -> str:
+        """The store's key of this slot's position."""
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT system_identifier FROM pg_control_system()")
+            (system,) = cur.fetchone()
+        return f"postgres:{system}:{database_name(self._conn)}:{self.slot}"
+
+    def row_ids(self) -> dict[str, bool]:
+        """A delete carries only the replica identity: the row-id column must be in it."""
+        return {t.name: t.row_id_in_old_row for t in self._tables.values()}
 
     def _published(self, cur: Any) -> set[str] | None:
         """The tables of this source's publication; None when there is none."""

@@ -24,6 +24,14 @@ class Table:
     row_id_column: str | None
     replica_identity: str  # d (default: primary key), f (full), i (index), n (nothing)
     has_primary_key: bool
+    row_id_in_key: bool  # the row-id column is one of the primary key's
+
+    @property
+    def row_id_in_old_row(self) -> bool:
+        """Whether logical replication sends the row-id column with a delete (it sends the replica identity)."""
+        return self.row_id_column is not None and (
+            self.replica_identity == "f" or (self.replica_identity == "d" and self.row_id_in_key)
+        )
 
 
 def connect(spec: CaptureSpec, **kwargs: Any) -> Any:
@@ -73,7 +81,8 @@ def find_tables(conn: Any, spec: CaptureSpec) -> list[Table]:
                     raise CaptureError(f"row_id_columns: table {name!r} has no column {column!r}")
             elif len(keys) == 1 and keys[0][1] in INT_TYPES:
                 column = keys[0][0]
-            tables.append(Table(name, oid, qualified, column, identity, bool(keys)))
+            in_key = column is not None and column in {key for key, _ in keys}
+            tables.append(Table(name, oid, qualified, column, identity, bool(keys), in_key))
     return tables
 
 

@@ -79,10 +79,14 @@ class PostgresTriggerSource:
                 raise CaptureError(f"a capture of schema {self.schema!r} is running: stop it first")
             cur.execute(f"SELECT count(*) FROM {q}.outbox")
             (left,) = cur.fetchone()
+            cur.execute(f"SELECT value FROM {q}.meta WHERE key = 'epoch'")
+            (epoch,) = cur.fetchone()
             cur.execute(f"DROP SCHEMA {q} CASCADE")  # the triggers go with their function
         note = f"; {left} changes not yet recorded were dropped" if left else ""
         return Prepared(
-            f"removed the capture triggers and schema {self.schema!r} from {database_name(self._conn)}{note}"
+            f"removed the capture triggers and schema {self.schema!r} from {database_name(self._conn)}{note}",
+            key=self._key(epoch),
+            forget=True,
         )
 
     def _install(self) -> None:
@@ -215,9 +219,18 @@ class PostgresTriggerSource:
         self._install()
         with self._conn.cursor() as cur:
             cur.execute(f"LISTEN {self._q}")
+        return self._key(self._epoch)
+
+    def _key(self, epoch: str) -> str:
+        """The store's key of the position of this schema's set-up ``epoch``."""
+        with self._conn.cursor() as cur:
             cur.execute("SELECT system_identifier FROM pg_control_system()")
             (system,) = cur.fetchone()
-        return f"postgres-trigger:{system}:{database_name(self._conn)}:{self.schema}:{self._epoch}"
+        return f"postgres-trigger:{system}:{database_name(self._conn)}:{self.schema}:{epoch}"
+
+    def row_ids(self) -> dict[str, bool]:
+        """The triggers read the row-id column from the new rows, or the old ones for a delete."""
+        return {t.name: t.row_id_column is not None for t in self._tables}
 
     def resume(self, position: str | None) -> None:
         done = int(position) if position else 0

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from webhook_manager.capture.changes import Batch, Changes, to_groups
-from webhook_manager.capture.source import Source
+from webhook_manager.capture.source import Source, watched_tables
 from webhook_manager.domain.timefmt import TimestampFormatter, now_ms
 from webhook_manager.store import Store
 
@@ -119,6 +119,9 @@ async def capture_once(source: Source, store: Store, timezone: str, on_recorded:
     try:
         await blocking(source.open)
         key = await blocking(source.claim)
+        # what this source watches, for the webhook-type catalogue: its captor knows, whichever process that is
+        watched = watched_tables(source.spec, await blocking(source.row_ids))
+        await store.describe_capture(key, source.spec.client_code, watched, now_ms())
         position = await store.capture_position(key)
         await blocking(source.resume, position)
         await Pump(source, key, store, timezone, on_recorded).run(position)

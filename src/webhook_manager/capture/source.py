@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from webhook_manager.capture.changes import Batch
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.domain.errors import CaptureError
+from webhook_manager.domain.model import CapturedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,8 @@ class Prepared:
     """Set-up: where capture starts, kept unless a position is stored already (None: from the start of what
     was set up)."""
     forget: bool = False
-    """Teardown: drop the stored position, so a later set-up starts afresh."""
+    """Teardown: drop the stored position (and the source's tables in the webhook-type catalogue), so a later
+    set-up starts afresh."""
 
 
 class Source(Protocol):
@@ -57,6 +59,11 @@ class Source(Protocol):
         position."""
         ...
 
+    def row_ids(self) -> dict[str, bool]:
+        """Each table (by its name in events), as found by ``open``: True when every insert, update and delete
+        carries the value of its row-id column, False when ``rowId`` is or may be 0."""
+        ...
+
     def resume(self, position: str | None) -> None:
         """Continue after ``position``, the last one stored (None: from the start of what was set up)."""
 
@@ -81,6 +88,12 @@ database driver is an optional dependency)."""
 
 EXTRAS = {"sqlite": None, "postgres-logical": "postgres", "postgres-trigger": "postgres", "mysql": "mysql"}
 """The optional dependencies (``pip install 'webhook-manager[EXTRA]'``) each source's driver comes with."""
+
+
+def watched_tables(spec: CaptureSpec, row_ids: dict[str, bool]) -> list[CapturedTable]:
+    """What a source watches, for the webhook-type catalogue: its tables, their ``row_ids``, and whether events
+    carry the row."""
+    return [CapturedTable(table, row_ids[table], spec.data == "row") for table in spec.tables]
 
 
 def source_for(spec: CaptureSpec) -> Source:

@@ -110,9 +110,12 @@ class SqliteSource:
                 (TRIGGER_PREFIX.replace("_", "\\_") + "%",),
             ).fetchall():
                 conn.execute(f"DROP TRIGGER {_quote(name)}")
-            left = 0
+            left, key = 0, None
             if self._has_table(OUTBOX):
                 left = conn.execute(f"SELECT count(*) FROM {OUTBOX}").fetchone()[0]
+            if self._has_table(META):
+                (epoch,) = conn.execute(f"SELECT value FROM {META} WHERE key = 'epoch'").fetchone()
+                key = self._key(epoch)
             conn.execute(f"DROP TABLE IF EXISTS {OUTBOX}")
             conn.execute(f"DROP TABLE IF EXISTS {META}")
             conn.execute("COMMIT")
@@ -120,13 +123,19 @@ class SqliteSource:
             conn.execute("ROLLBACK")
             raise
         note = f"; {left} changes not yet recorded were dropped" if left else ""
-        return Prepared(f"removed the capture triggers and outbox from {self.path}{note}")
+        return Prepared(
+            f"removed the capture triggers and outbox from {self.path}{note}", key=key, forget=key is not None
+        )
 
     def claim(self) -> str:
         """Take the file for this process and make sure the outbox and triggers are current."""
         self._take_lock()
         self._install()
         return self.key
+
+    def row_ids(self) -> dict[str, bool]:
+        """A table with a row-id column has its value in every change (a delete's trigger reads the old row)."""
+        return {table: self._row_id_column(table, self._columns(table)) is not None for table in self.spec.tables}
 
     def resume(self, position: str | None) -> None:
         """Continue after outbox id ``position``, clearing the rows up to it (already recorded)."""

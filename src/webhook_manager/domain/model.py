@@ -276,3 +276,24 @@ class CapturedGroup:
 FormWebhooks = Callable[[Subject, list[PendingBundle], list[Configuration], bool], Formed]
 """The batcher's pure step the store runs inside its transaction: (subject, pending bundles in order, enabled
 configurations, whether every pending bundle was read) → the webhooks to store and how far each bundle got."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedTable:
+    """A table a capture source watches, as the webhook-type catalogue shows it (``GET /v1/webhook-type``)."""
+
+    table: str
+    row_id: bool
+    """True when events carry the row-id column's value (the single integer primary key, or a configured
+    column); False when the table has no such column and ``rowId`` is always 0."""
+    enriched: bool
+    """True with ``data = "row"`` (inserts and updates carry the row), False with ``data = "none"``."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTypes:
+    """What fires for a client: the tables its capture sources watch (one entry per table, with the weakest
+    promise of the sources that watch it), and the (table, action) names it has sent to ``POST /v1/event``."""
+
+    captured: list[CapturedTable]
+    custom: list[tuple[str, str]]

@@ -9,6 +9,7 @@ from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
     CapturedGroup,
+    CapturedTable,
     Configuration,
     ConfigurationCaps,
     ConfigurationInput,
@@ -18,6 +19,7 @@ from webhook_manager.domain.model import (
     Session,
     User,
     WebhookRecord,
+    WebhookTypes,
 )
 
 
@@ -138,12 +140,25 @@ class Store(Protocol):
         configuration matches the subject; False, storing nothing, when none does."""
         ...
 
+    async def note_event_name(self, client_code: str, table: str, action: str, now_ms: int) -> None:
+        """Note that the client sends events of that table and action (``POST /v1/event``), for
+        :meth:`webhook_types`; at most a thousand names per client are kept. Costs nothing once this store
+        object has noted the name."""
+        ...
+
     async def capture_position(self, source: str) -> str | None:
         """How far capture ``source`` has been recorded (its opaque position), None before its first events."""
         ...
 
     async def forget_capture(self, source: str) -> bool:
-        """Drop capture ``source``'s position (it starts afresh); False when there was none."""
+        """Drop capture ``source``'s position (it starts afresh) and the tables kept for it by
+        :meth:`describe_capture`; False when there was neither."""
+        ...
+
+    async def describe_capture(
+        self, source: str, client_code: str, tables: Sequence[CapturedTable], now_ms: int
+    ) -> None:
+        """Keep what capture ``source`` watches for the client, replacing what was kept for it before."""
         ...
 
     async def record_captured(
@@ -205,6 +220,12 @@ class Store(Protocol):
 
     async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
         """The client's recorded events of one table and action, newest first."""
+        ...
+
+    async def webhook_types(self, client_code: str) -> WebhookTypes:
+        """The client's catalogue: the tables its capture sources watch (by table name; a table watched by
+        several sources has a row id or is enriched only when all of them say so), and the names noted by
+        :meth:`note_event_name`; each sorted."""
         ...
 
     async def purge_finished(self, before_ms: int, limit: int) -> int:

@@ -21,6 +21,7 @@ from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
     CapturedGroup,
+    CapturedTable,
     Configuration,
     ConfigurationCaps,
     ConfigurationInput,
@@ -35,6 +36,7 @@ from webhook_manager.domain.model import (
     User,
     WebhookRecord,
     WebhookStatus,
+    WebhookTypes,
 )
 from webhook_manager.store.dialect import Connector, Db, DuplicateKey, Row, WriteFailures, migrations
 
@@ -48,6 +50,11 @@ FORM_BYTES = 1024 * 1024
 """… and bundles of at most this many bytes of items (always a whole batch's worth at least), and a run of
 form_webhooks stops once it has read this many, so that forming needs little room on a nearly full disk; what
 is left goes in the next run."""
+EVENT_NAMES_PER_CLIENT = 1000
+"""The most (table, action) names of ``POST /v1/event`` kept per client for the webhook-type catalogue."""
+NOTED_NAMES_KEPT = 100_000
+"""How many noted names a store object remembers, so that noting one costs nothing the next time; past this it
+forgets them all (noting again is one small write that changes nothing)."""
 
 
 class SqlStore:
@@ -61,6 +68,7 @@ class SqlStore:
         # Bytes of events not yet formed into webhooks, as of the last forming round and what came in since
         # (only where the store keeps a disk reserve: see Connector.intake_problem).
         self._pending_bytes = 0
+        self._noted_names: set[tuple[str, str, str]] = set()
 
     @property
     def single_process(self) -> bool:
@@ -274,12 +282,36 @@ class SqlStore:
             self._pending_bytes += len(items)
         return kept
 
+    async def note_event_name(self, client_code: str, table: str, action: str, now_ms: int) -> None:
+        name = (client_code, table, action)
+        if name in self._noted_names:
+            return
+
+        async def note(db: Db) -> None:
+            await db.execute("note_event_name", client_code, table, action, now_ms, EVENT_NAMES_PER_CLIENT)
+
+        await self._c.write_one(note)
+        if len(self._noted_names) >= NOTED_NAMES_KEPT:
+            self._noted_names.clear()
+        self._noted_names.add(name)
+
     async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:
         async def bundles(db: Db) -> list[Row]:
             # every bundle holds at least one event, so ``limit`` bundles hold enough
             return await db.fetch("recent_bundles", client_code, table, action, limit)
 
         return events_of_bundles(await self._c.read(bundles), table, action, limit)
+
+    async def webhook_types(self, client_code: str) -> WebhookTypes:
+        async def catalogue(db: Db) -> tuple[list[Row], list[Row]]:
+            return await db.fetch("captured_tables", client_code), await db.fetch("event_names", client_code)
+
+        tables, names = await self._c.read(catalogue)
+        # sorted here, not in SQL: PostgreSQL's collation may order names otherwise than SQLite
+        return WebhookTypes(
+            captured=sorted((CapturedTable(t, bool(r), bool(e)) for t, r, e in tables), key=lambda c: c.table),
+            custom=sorted((str(t), str(a)) for t, a in names),
+        )
 
     async def capture_position(self, source: str) -> str | None:
         async def find(db: Db) -> str | None:
@@ -290,9 +322,20 @@ class SqlStore:
 
     async def forget_capture(self, source: str) -> bool:
         async def forget(db: Db) -> bool:
-            return await db.execute("forget_capture_position", source) > 0
+            tables = await db.execute("forget_capture_tables", source)
+            return await db.execute("forget_capture_position", source) + tables > 0
 
-        return await self._c.write_one(forget)
+        return await self._c.write(forget)
+
+    async def describe_capture(
+        self, source: str, client_code: str, tables: Sequence[CapturedTable], now_ms: int
+    ) -> None:
+        async def describe(db: Db) -> None:
+            await db.execute("forget_capture_tables", source)
+            for t in tables:
+                await db.execute("add_capture_table", source, t.table, client_code, t.row_id, t.enriched, now_ms)
+
+        await self._c.write(describe)
 
     async def record_captured(
         self,

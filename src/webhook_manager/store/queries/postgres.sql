@@ -44,6 +44,10 @@ WITH kept AS (
     RETURNING seq
 ) SELECT seq FROM kept, pg_notify('webhook_manager', 'events')
 
+-- name: captured_tables
+-- a table watched by several sources promises what all of them do
+SELECT table_name, bool_and(row_id), bool_and(enriched) FROM capture_tables WHERE client_code = $1 GROUP BY table_name
+
 -- webhooks
 
 -- name: lock_subject

@@ -96,6 +96,22 @@ UPDATE capture_positions SET position = $2, updated_at = $3 WHERE source = $1 AN
 -- name: forget_capture_position
 DELETE FROM capture_positions WHERE source = $1
 
+-- name: forget_capture_tables
+DELETE FROM capture_tables WHERE source = $1
+
+-- name: add_capture_table
+INSERT INTO capture_tables (source, table_name, client_code, row_id, enriched, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+
+-- name: note_event_name
+-- at most $5 names per client, so that sending names cannot fill the store
+INSERT INTO event_names (client_code, table_name, action, noted_at)
+SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM event_names WHERE client_code = $1) < $5
+ON CONFLICT DO NOTHING
+
+-- name: event_names
+SELECT table_name, action FROM event_names WHERE client_code = $1
+
 -- webhooks
 
 -- name: pending_subjects

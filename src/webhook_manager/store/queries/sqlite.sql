@@ -42,6 +42,10 @@ SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM configurations
     WHERE client_code = $1 AND table_name = $2 AND action = $3 AND disabled = 0)
 RETURNING seq
 
+-- name: captured_tables
+-- a table watched by several sources promises what all of them do
+SELECT table_name, min(row_id), min(enriched) FROM capture_tables WHERE client_code = $1 GROUP BY table_name
+
 -- webhooks
 
 -- name: lock_subject
