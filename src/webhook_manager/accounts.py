@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from webhook_manager.domain.errors import InvalidInput, Unauthorized
 from webhook_manager.domain.model import Session, User
+from webhook_manager.identity import IdentityTokens, TokenError
 from webhook_manager.login_guard import LoginGuard, TooManyLogins
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
@@ -128,7 +129,7 @@ async def verify_user(
     1051, 1052, or 1002 when that address has too many logins under way."""
     if not username or not password:
         raise LoginError(CREDENTIALS_MISSING, "username or password missing")
-    if CLIENT_CODE_PATTERN.fullmatch(client_code) is None or len(username) > MAX_USERNAME_LENGTH:
+    if CLIENT_CODE_PATTERN.fullmatch(client_code) is None or len(username) > MAX_USERNAME_LENGTH or "\x00" in username:
         raise LoginError(LOGIN_FAILED, "login failed")  # cannot exist; not worth a row of failures
     window_start = now_ms - settings.login_block_s * 1000
     # The pair's logins run one at a time, so each sees the failures of those before it: parallel tries
@@ -187,11 +188,27 @@ async def authenticate(store: Store, client_code: str | None, key: str | None, n
     return session
 
 
+async def authenticate_token(
+    store: Store, tokens: IdentityTokens, token: str, client_code: str | None, now_ms: int
+) -> Session:
+    """The session behind a request's ``jwt`` header (and its ``clientCode``, when it has one too); raise
+    Unauthorized (TokenError) saying what is wrong with the token."""
+    claims = tokens.check(token, now_ms // 1000)
+    if client_code and not hmac.compare_digest(claims.client_code.encode(), client_code.encode()):
+        raise TokenError("the jwt does not belong to this clientCode")
+    session = await store.find_session(claims.session_key_hash)
+    if session is None or session.client_code != claims.client_code:
+        raise TokenError("the jwt's session no longer exists")
+    if session.expires_at_ms <= now_ms:
+        raise TokenError("the jwt's session has expired")
+    return session
+
+
 async def create_account(store: Store, client_code: str, username: str, password: str, now_ms: int) -> User:
     """Create a user (and its client when new); raise InvalidInput or Conflict."""
     check_client_code(client_code, "--client-code")
-    if not username or len(username) > MAX_USERNAME_LENGTH or username != username.strip():
-        raise InvalidInput("--username", "must be 1 to 255 characters without surrounding spaces")
+    if not username or len(username) > MAX_USERNAME_LENGTH or username != username.strip() or "\x00" in username:
+        raise InvalidInput("--username", "must be 1 to 255 characters without surrounding spaces or NUL")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
     password_hash = await asyncio.to_thread(hash_password, password)

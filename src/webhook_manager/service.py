@@ -30,6 +30,7 @@ from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.errors import WebhookManagerError
 from webhook_manager.domain.model import User
+from webhook_manager.identity import IdentityTokens
 from webhook_manager.observability.redaction import SecretsRedacted
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, migrated_store, open_store
@@ -57,6 +58,7 @@ class Service:
     pipeline: Pipeline | None
     captures: CaptureSupervisor | None
     clock: Clock
+    tokens: IdentityTokens
 
     @property
     def notifier(self) -> Notifier:
@@ -67,7 +69,7 @@ class Service:
         """The HTTP API of this process."""
         from webhook_manager.api import create_app
 
-        return create_app(self.settings, self.store, notifier=self.notifier, clock=self.clock)
+        return create_app(self.settings, self.store, notifier=self.notifier, clock=self.clock, tokens=self.tokens)
 
 
 @asynccontextmanager
@@ -89,7 +91,7 @@ async def running(
         captures = None
         if loops is not None and settings.capture:
             captures = CaptureSupervisor(settings.capture, opened, settings.timezone, loops.events_recorded)
-        service = Service(settings, opened, loops, captures, clock)
+        service = Service(settings, opened, loops, captures, clock, await IdentityTokens.of(settings, opened))
         if loops is not None:
             await loops.start()
         try:

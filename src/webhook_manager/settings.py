@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, le=1000)
     # The window of failed logins, in seconds: a block ends when the oldest of its failures is this old.
     login_block_s: int = Field(900, ge=1, le=86_400)
+    # The service's base URL as its clients reach it, which getServiceEndpoints gives (default: from host and
+    # port, http://127.0.0.1:8080).
+    public_url: str | None = None
+    # The key that signs identity tokens (HS256, at least 32 characters); unset, one is made at first start
+    # and kept in the store, so every process of a store signs alike.
+    identity_token_secret: SecretStr | None = Field(None, min_length=32)
     # Log every HTTP request (costs throughput; off by default).
     access_log: bool = False
     # Log level of the service's own messages.
@@ -115,6 +121,20 @@ class Settings(BaseSettings):
                 )
             seen.add(where)
         return specs
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and (not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value)):
+            raise ValueError("must be an absolute http:// or https:// URL without query or fragment")
+        return None if value is None else value.rstrip("/")
+
+    def base_url(self) -> str:
+        """The service's base URL as clients reach it: ``public_url``, else made of host and port."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '[::]') else host}:{self.port}"
 
     @field_validator("timezone")
     @classmethod
@@ -177,4 +197,6 @@ def describe_error(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"unknown setting {name!r} (settings are listed in the README)"
     given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", str(err["input"]))  # never echo a password
+    if "secret" in name:
+        return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}"  # nor a secret
     return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}; got {given!r}"

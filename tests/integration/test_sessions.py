@@ -61,7 +61,7 @@ def test_verify_user_answers_in_erplys_shape(http: httpx.Client, alice: None) ->
     assert before <= status["requestUnixTime"] <= int(time.time())
     assert (status["recordsTotal"], status["recordsInResponse"]) == (1, 1)
     (record,) = answer["records"]
-    assert set(record) == {"userID", "userName", "sessionKey", "sessionLength"}
+    assert set(record) == {"userID", "userName", "sessionKey", "sessionLength", "identityToken", "token"}
     assert isinstance(record["userID"], str)
     assert record["userName"] == "alice"
     assert len(record["sessionKey"]) >= 40

@@ -55,7 +55,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 6]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:
@@ -83,6 +83,21 @@ async def test_only_the_first_user_is_created_with_only_if_first(store: Store) -
     assert first is not None
     assert await store.create_user("100", "admin2", "h", 2, only_if_first=True) is None
     assert await store.find_user("100", "admin2") is None
+
+
+async def test_a_user_is_found_by_id(store: Store) -> None:
+    user = await store.create_user("100", "alice", "h", 1)
+    assert user is not None
+    assert await store.get_user(user.id) == user
+    assert await store.get_user(user.id + 1000) is None
+
+
+async def test_a_service_secret_is_made_once_and_kept(store: Store) -> None:
+    first = await store.service_secret("identity-token-key", "one")
+    assert first == "one"
+    assert await store.service_secret("identity-token-key", "two") == "one"
+    agreed = await asyncio.gather(*(store.service_secret("other", f"c{i}") for i in range(8)))
+    assert len(set(agreed)) == 1
 
 
 async def test_login_failures_are_counted_in_a_window_and_cleared(store: Store) -> None:

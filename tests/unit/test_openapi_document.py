@@ -28,6 +28,7 @@ ERPLY_MODELS = {
 # Every status each operation answers besides 200 (docs/api.md).
 STATUSES = {
     "erplyApi": set(),
+    "erplyApiGet": set(),
     "getWebhookConfigurations": {401, 503},
     "addWebhookConfiguration": {400, 401, 413, 503},
     "getWebhookConfiguration": {400, 401, 404, 503},
@@ -92,15 +93,18 @@ def test_every_reference_resolves_and_stands_alone(document: dict[str, Any]) -> 
             assert set(node) == {"$ref"}, f"{node}: nothing beside a $ref"
 
 
-def test_v1_calls_need_both_session_headers_together(document: dict[str, Any]) -> None:
+def test_v1_calls_need_both_session_headers_together_or_a_jwt(document: dict[str, Any]) -> None:
     schemes = document["components"]["securitySchemes"]
+    by_header = {s["name"]: name for name, s in schemes.items()}
     assert {(s["type"], s["in"], s["name"]) for s in schemes.values()} == {
         ("apiKey", "header", "clientCode"),
         ("apiKey", "header", "sessionKey"),
+        ("apiKey", "header", "jwt"),
     }
+    both: dict[str, list[str]] = {by_header["clientCode"]: [], by_header["sessionKey"]: []}
     for path, method, operation in _operations(document):
         if path.startswith("/v1/"):
-            assert operation["security"] == [{name: [] for name in schemes}], (method, path)
+            assert operation["security"] == [both, {by_header["jwt"]: []}], (method, path)
         else:
             assert "security" not in operation, (method, path)
 

@@ -84,3 +84,21 @@ def test_an_in_memory_store_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_MANAGER_DATABASE_URL", "sqlite:///:memory:")
     with pytest.raises(SettingsError, match="must name a file"):
         Settings.load()
+
+
+def test_a_short_identity_token_secret_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_MANAGER_IDENTITY_TOKEN_SECRET", "hunter2-is-short")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    assert "WEBHOOK_MANAGER_IDENTITY_TOKEN_SECRET" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_base_url_is_the_public_url_or_made_of_host_and_port() -> None:
+    assert Settings().base_url() == "http://127.0.0.1:8080"
+    assert Settings(host="0.0.0.0", port=9000).base_url() == "http://127.0.0.1:9000"
+    assert Settings(host="::1").base_url() == "http://[::1]:8080"
+    assert Settings(public_url="https://hooks.example.com/erply/").base_url() == "https://hooks.example.com/erply"
+    for bad in ("hooks.example.com", "ftp://x", "https://x/?a=1", "https://x/#f"):
+        with pytest.raises(SettingsError, match="WEBHOOK_MANAGER_PUBLIC_URL"):
+            Settings.load(public_url=bad)

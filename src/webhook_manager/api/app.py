@@ -6,6 +6,7 @@ pipeline's notifier and the clock, which handlers reach through :mod:`.deps`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.errors import ClientGone, WebhookManagerError
+from webhook_manager.identity import IdentityTokens
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -32,9 +34,15 @@ call `/v1/*` with the headers `clientCode` and `sessionKey`.
 
 
 def create_app(
-    settings: Settings, store: Store, *, notifier: Notifier = NO_PIPELINE, clock: Clock = SYSTEM_CLOCK
+    settings: Settings,
+    store: Store,
+    *,
+    notifier: Notifier = NO_PIPELINE,
+    clock: Clock = SYSTEM_CLOCK,
+    tokens: IdentityTokens | None = None,
 ) -> ServiceApp:
-    """The API over ``store`` (open and migrated); ``notifier`` wakes the pipeline of this process, if any."""
+    """The API over ``store`` (open and migrated); ``notifier`` wakes the pipeline of this process, if any;
+    ``tokens`` signs identity tokens (by default with a key of this app's own)."""
     app = ServiceApp(
         title="webhook-manager",
         version=__version__,
@@ -44,7 +52,8 @@ def create_app(
         redoc_url=None,
         default_response_class=JSONResponse,
     )
-    app.context = ApiContext(settings, store, notifier, clock)
+    context = ApiContext(settings, store, notifier, clock)
+    app.context = context if tokens is None else dataclasses.replace(context, tokens=tokens)
     app.include_router(erply.router)
     app.include_router(configurations.router)
     app.include_router(events.router)

@@ -3,12 +3,14 @@ the clock. Typed, so a handler never looks anything up by name."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
 from webhook_manager.delivery.notifier import Notifier
 from webhook_manager.domain.clock import Clock
+from webhook_manager.identity import IdentityTokens
 from webhook_manager.login_guard import LoginGuard
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
@@ -22,6 +24,7 @@ class ApiContext:
     store: Store
     notifier: Notifier
     clock: Clock
+    tokens: IdentityTokens = field(default_factory=lambda: IdentityTokens(secrets.token_bytes(32)))
     logins: LoginGuard = field(default_factory=LoginGuard)
 
 

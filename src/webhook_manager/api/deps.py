@@ -7,7 +7,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from webhook_manager.accounts import authenticate
+from webhook_manager.accounts import authenticate, authenticate_token
 from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.delivery.notifier import Notifier
 from webhook_manager.domain.clock import Clock
@@ -17,6 +17,7 @@ from webhook_manager.store import Store
 
 _client_code = APIKeyHeader(name="clientCode", scheme_name="ClientCode", auto_error=False)
 _session_key = APIKeyHeader(name="sessionKey", scheme_name="SessionKey", auto_error=False)
+_jwt = APIKeyHeader(name="jwt", scheme_name="Jwt", auto_error=False)
 
 
 def get_context(request: Request) -> ApiContext:
@@ -50,13 +51,17 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 async def require_session(
-    store: StoreDep,
-    clock: ClockDep,
+    context: ContextDep,
     client_code: Annotated[str | None, Security(_client_code)],
     session_key: Annotated[str | None, Security(_session_key)],
+    token: Annotated[str | None, Security(_jwt)],
 ) -> Session:
-    """The caller's session; 401 when the headers are missing, unknown, expired or mismatched."""
-    return await authenticate(store, client_code, session_key, clock.now_ms())
+    """The caller's session, by its ``jwt`` header or else its ``clientCode`` and ``sessionKey``; 401 when
+    they are missing, unknown, expired or mismatched."""
+    now_ms = context.clock.now_ms()
+    if token:
+        return await authenticate_token(context.store, context.tokens, token, client_code, now_ms)
+    return await authenticate(context.store, client_code, session_key, now_ms)
 
 
 SessionDep = Annotated[Session, Depends(require_session)]

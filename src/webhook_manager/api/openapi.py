@@ -1,7 +1,8 @@
 """The OpenAPI document (``/api/docs/openapi.json``): FastAPI's, plus what it cannot see in the routes.
 
 The handlers read their bodies themselves, so the request body models are added to the components here;
-``/v1`` calls need both headers, so their two security schemes make one requirement; and bad input is
+``/v1`` calls need both headers (or a ``jwt`` one alone), so two security schemes make one requirement and the
+third another; and bad input is
 answered 400 (api/app.py), never FastAPI's 422, so those answers and their models are dropped.
 """
 
@@ -45,12 +46,14 @@ def document(app: FastAPI) -> dict[str, Any]:
     for name in _VALIDATION_MODELS:
         models.pop(name, None)
     models.update(request_models())
-    both: dict[str, list[str]] = {name: [] for name in components.get("securitySchemes", {})}
+    # /v1 calls take clientCode and sessionKey together, or a jwt alone
+    schemes = components.get("securitySchemes", {})
+    headers: list[dict[str, list[str]]] = [{name: [] for name in schemes if name != "Jwt"}, {"Jwt": []}]
     for path_item in built["paths"].values():
         for operation in path_item.values():
             operation["responses"].pop("422", None)
             if operation.get("security"):
-                operation["security"] = [both]
+                operation["security"] = headers
     return built
 
 

@@ -58,7 +58,7 @@ Time = Annotated[
 ]
 LaterTime = Annotated[str, Field(pattern=f"^(?:{_UTC_MS})?$", description='"" until it has happened')]
 Endpoint = Annotated[str, Field(max_length=MAX_ENDPOINT_LENGTH, examples=["https://test.receiver"])]
-Secret = Annotated[str, Field(max_length=MAX_SECRET_LENGTH, examples=["mySecretWord"])]
+Secret = Annotated[str, Field(max_length=MAX_SECRET_LENGTH, pattern="^[^\\x00]*$", examples=["mySecretWord"])]
 
 
 class _Output(BaseModel):
@@ -233,12 +233,25 @@ def _password(schema: dict[str, Any]) -> None:
 class ErplyRequest(BaseModel):
     """The fields of a call to ``POST /api/``: a form, or a JSON object of strings, integers and nulls."""
 
-    request: Literal["verifyUser", "getSessionKeyInfo"] = Field(description="Any other value answers 1006")
+    request: Literal[
+        "verifyUser",
+        "getSessionKeyInfo",
+        "getSessionKeyUser",
+        "getIdentityToken",
+        "verifyIdentityToken",
+        "getServiceEndpoints",
+    ] = Field(description="Any other value answers 1006")
     clientCode: str = Field(examples=["100"])
     username: str | SkipJsonSchema[None] = Field(None, description="verifyUser", json_schema_extra=_no_default)
     password: str | SkipJsonSchema[None] = Field(None, description="verifyUser", json_schema_extra=_password)
     sessionLength: int = Field(3600, ge=1, description="verifyUser: seconds; above 86400 is cut to 86400")
-    sessionKey: str | SkipJsonSchema[None] = Field(None, description="getSessionKeyInfo", json_schema_extra=_no_default)
+    doNotGenerateIdentityToken: Literal[0, 1] = Field(0, description="verifyUser: 1 leaves identityToken out")
+    sessionKey: str | SkipJsonSchema[None] = Field(
+        None,
+        description="getSessionKeyInfo, getSessionKeyUser, getIdentityToken",
+        json_schema_extra=_no_default,
+    )
+    jwt: str | SkipJsonSchema[None] = Field(None, description="verifyIdentityToken", json_schema_extra=_no_default)
 
 
 class ErplyStatus(_Output):
@@ -256,6 +269,9 @@ class ErplyStatus(_Output):
     )
 
 
+_TOKEN = "An identity token (a JWT) of the session, also good in a `jwt` header of `/v1` calls"
+
+
 class VerifyUserRecord(_Output):
     """A new session."""
 
@@ -263,6 +279,46 @@ class VerifyUserRecord(_Output):
     userName: str
     sessionKey: str
     sessionLength: int = Field(ge=1, le=86400)
+    identityToken: str | SkipJsonSchema[None] = Field(None, description=_TOKEN, json_schema_extra=_no_default)
+    token: str | SkipJsonSchema[None] = Field(None, description=_TOKEN, json_schema_extra=_no_default)
+
+
+class SessionKeyUserRecord(_Output):
+    """The user of a session key (getSessionKeyUser)."""
+
+    userID: str = Field(pattern="^[0-9]+$")
+    userName: str
+    sessionKey: str
+    sessionLength: int = Field(ge=1)
+    ipAddress: str
+    identityToken: str = Field(description=_TOKEN)
+    token: str = Field(description=_TOKEN)
+
+
+class ServiceEndpoint(_Output):
+    """Where one service is."""
+
+    url: str
+    documentation: str
+    isSandbox: bool
+
+
+class ServiceEndpointsRecord(_Output):
+    """The services this one provides, by Erply's names for them (getServiceEndpoints)."""
+
+    webhook: ServiceEndpoint
+
+
+class IdentityTokenRecord(_Output):
+    """getIdentityToken: ``records`` is this object itself, as in Erply."""
+
+    identityToken: str = Field(description=_TOKEN)
+
+
+class VerifiedTokenRecord(_Output):
+    """verifyIdentityToken: a new session key of the token's user; ``records`` is this object itself."""
+
+    sessionKey: str
 
 
 class SessionKeyInfoRecord(_Output):
@@ -276,7 +332,14 @@ class ErplyAnswer(_Output):
     """Every answer of ``POST /api/``, always with HTTP 200; on an error ``records`` is empty."""
 
     status: ErplyStatus
-    records: list[VerifyUserRecord | SessionKeyInfoRecord] = Field(max_length=1)
+    records: (
+        Annotated[
+            list[VerifyUserRecord | SessionKeyInfoRecord | SessionKeyUserRecord | ServiceEndpointsRecord],
+            Field(max_length=1),
+        ]
+        | IdentityTokenRecord
+        | VerifiedTokenRecord
+    ) = Field(description="A list of at most one record; an object for getIdentityToken and verifyIdentityToken")
 
 
 # Why each error status is answered; every one has the body {"error": "…"}.
@@ -303,6 +366,17 @@ def answers(ok: Any, *errors: int, links: dict[str, Any] | None = None) -> Respo
 def link(operation_id: str, **parameters: str) -> dict[str, Any]:
     """An OpenAPI link: ``parameters`` of ``operation_id`` taken from this answer (runtime expressions)."""
     return {"operationId": operation_id, "parameters": parameters}
+
+
+def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a call whose fields come in the query string: one parameter per field of ``model``."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    parameters = [
+        {"name": name, "in": "query", "required": name in required, "schema": field}
+        for name, field in schema["properties"].items()
+    ]
+    return {"parameters": parameters}
 
 
 def request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:

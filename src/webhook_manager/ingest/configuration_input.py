@@ -32,6 +32,8 @@ def parse_configuration_input(body: Any, *, allow_private: bool) -> Configuratio
         raise InvalidInput("secret", "must be a string")
     if len(secret) > MAX_SECRET_LENGTH:
         raise InvalidInput("secret", f"must be at most {MAX_SECRET_LENGTH} characters")
+    if "\x00" in secret:
+        raise InvalidInput("secret", "must not contain NUL characters")  # no text column can hold one
     disabled = body.get("disabled", False)
     if not isinstance(disabled, bool):
         raise InvalidInput("disabled", "must be true or false")

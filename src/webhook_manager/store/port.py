@@ -41,6 +41,11 @@ class Store(Protocol):
         write failed in the last few seconds; raise StoreUnavailable otherwise."""
         ...
 
+    async def service_secret(self, name: str, candidate: str) -> str:
+        """The service's secret of that name; ``candidate`` is stored first when there is none, so processes
+        that start at once agree on one."""
+        ...
+
     async def close(self) -> None:
         """Release connections and threads."""
         ...
@@ -67,6 +72,10 @@ class Store(Protocol):
 
     async def find_user(self, client_code: str, username: str) -> User | None:
         """The user of that client with that name, or None."""
+        ...
+
+    async def get_user(self, user_id: int) -> User | None:
+        """The user with that id (a session's), or None."""
         ...
 
     async def login_failures(self, client_code: str, username: str, since_ms: int) -> int:

@@ -103,6 +103,13 @@ class SqlStore:
             self._probe_at, self._probe = now, asyncio.ensure_future(self._probe_write())
         await asyncio.shield(self._probe)  # a caller that gives up does not cancel the others' probe
 
+    async def service_secret(self, name: str, candidate: str) -> str:
+        async def keep(db: Db) -> str:
+            await db.execute("add_service_secret", name, candidate)
+            return str(await db.fetch_value("service_secret", name))
+
+        return await self._c.write(keep)
+
     def _check_intake(self) -> None:
         problem = self._c.intake_problem(self._pending_bytes)
         if problem is not None:
@@ -149,6 +156,13 @@ class SqlStore:
     async def find_user(self, client_code: str, username: str) -> User | None:
         async def find(db: Db) -> Row | None:
             return await db.fetch_one("find_user", client_code, username)
+
+        row = await self._c.read(find)
+        return None if row is None else User.from_row(row)
+
+    async def get_user(self, user_id: int) -> User | None:
+        async def find(db: Db) -> Row | None:
+            return await db.fetch_one("get_user", user_id)
 
         row = await self._c.read(find)
         return None if row is None else User.from_row(row)

@@ -13,6 +13,12 @@ INSERT INTO schema_migrations (version) VALUES ($1)
 -- name: probe_write
 UPDATE store_probe SET probes = probes + 1
 
+-- name: add_service_secret
+INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING
+
+-- name: service_secret
+SELECT value FROM service_secrets WHERE name = $1
+
 -- accounts
 
 -- name: any_user
@@ -26,6 +32,9 @@ INSERT INTO users (client_code, username, password_hash, created_at) VALUES ($1,
 
 -- name: find_user
 SELECT id, client_code, username, password_hash FROM users WHERE client_code = $1 AND username = $2
+
+-- name: get_user
+SELECT id, client_code, username, password_hash FROM users WHERE id = $1
 
 -- name: login_failures
 SELECT count(*) FROM login_failures WHERE client_code = $1 AND username = $2 AND failed_at >= $3
