@@ -42,6 +42,7 @@ class _BrokenStore:
 def test_readyz_is_503_while_the_store_does_not_answer(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'wm.db'}")
     inner = run(open_store(settings.database_url))
+    run(inner.migrate())
     try:
         with serving(settings, store=_BrokenStore(inner)) as live, httpx.Client(base_url=live.url) as http:
             assert http.get("/healthz").status_code == 200
