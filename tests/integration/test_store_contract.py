@@ -19,6 +19,7 @@ from webhook_manager.domain.model import (
     Action,
     Attempt,
     AttemptOutcome,
+    Backlog,
     CapturedGroup,
     CapturedTable,
     Configuration,
@@ -55,7 +56,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6, 7]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:
@@ -212,8 +213,8 @@ def forming(max_events: int = 100) -> FormWebhooks:
     ) -> Formed:
         plan = plan_batches(bundles, max_events=max_events, linger_ms=0, now_ms=10**15, complete=complete)
         webhooks = [
-            NewWebhook(new_id(), c.id, *subject, c.endpoint, c.secret, len(batch), orjson.dumps(batch))
-            for batch in plan.batches
+            NewWebhook(new_id(), c.id, *subject, c.endpoint, c.secret, len(batch), orjson.dumps(batch), recorded)
+            for batch, recorded in zip(plan.batches, plan.recorded_at_ms, strict=True)
             for c in configurations
         ]
         return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
@@ -336,6 +337,29 @@ async def test_claims_lease_respect_the_per_endpoint_share_and_log_tries(store: 
     # Leases of a process that died are dropped at start.
     assert await store.release_leases(6000) == 50 - 2
     assert len(await store.claim_due_webhooks(6000, 100, 1000, {}, 100)) == 50 - 2
+
+
+async def test_backlog_counts_what_waits_and_claims_say_whose_and_how_old(store: Store) -> None:
+    assert await store.backlog(10) == Backlog(0, None, 0, 0, 0, None, 0)
+    c = configuration("100", 1)
+    await store.create_configuration(c)
+    await store.record_events("100", "product", "insert", ITEMS, 250, 3)
+    await store.record_events("100", "product", "insert", ITEMS, 250, 7)
+    waiting = await store.backlog(10)
+    assert (waiting.pending_events, waiting.oldest_pending_event_ms, waiting.webhooks_pending) == (500, 3, 0)
+    assert await store.form_webhooks(forming(), 20) == (5, None)
+    assert await store.backlog(30) == Backlog(0, None, 5, 0, 5, 20, 0)
+    first = await store.claim_due_webhooks(30, 2, 1000, {}, 10)
+    assert {(w.client_code, w.configuration_id, w.tries) for w in first} == {("100", c.id, 0)}
+    assert await store.backlog(40) == Backlog(0, None, 5, 0, 3, 20, 2)
+    await store.record_attempts([AttemptOutcome(first[0].seq, 40, 5, 500, "HTTP 500", False, 5000)])
+    assert await store.backlog(50) == Backlog(0, None, 4, 1, 3, 20, 1)
+    # At 5000 the other lease has run out (1030) and the retry is due: all five are due, the retry has one try.
+    rest = await store.claim_due_webhooks(5000, 100, 1000, {}, 10)
+    assert len(rest) == 5
+    assert {w.id: w.tries for w in rest}[first[0].id] == 1
+    # Each batch keeps when its oldest event was recorded: 300 events from the bundle of 3, 200 from that of 7.
+    assert sorted(w.recorded_at_ms or 0 for w in rest) == [3, 3, 3, 7, 7]
 
 
 async def test_resend_and_removed_configurations(store: Store) -> None:

@@ -66,7 +66,7 @@ class Batcher:
             now_ms=self._clock.now_ms(),
             complete=complete,
         )
-        webhooks = webhooks_of(subject, plan.batches, configurations) if configurations else []
+        webhooks = webhooks_of(subject, plan.batches, configurations, plan.recorded_at_ms) if configurations else []
         self._decoded = {
             b.seq: b.items for b in bundles if b.decoded and plan.advances.get(b.seq, b.processed_count) < b.event_count
         }

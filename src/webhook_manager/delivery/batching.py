@@ -14,9 +14,11 @@ from webhook_manager.domain.model import Configuration, NewWebhook, PendingBundl
 
 @dataclass
 class BatchPlan:
-    """Batches to send now, how far each bundle got, and when a held-back partial batch is due."""
+    """Batches to send now (with when the oldest event of each was recorded), how far each bundle got, and when
+    a held-back partial batch is due."""
 
     batches: list[list[Any]] = field(default_factory=list)
+    recorded_at_ms: list[int] = field(default_factory=list)
     advances: dict[int, int] = field(default_factory=dict)
     wake_at_ms: int | None = None
 
@@ -52,36 +54,44 @@ def plan_batches(
             position += take
             pieces.append((bundle.seq, position))
             if len(current) == max_events:
-                _commit(plan, current, pieces)
+                _commit(plan, current, pieces, since_ms)
                 current, pieces = [], []
     if current:
         due_ms = since_ms + linger_ms
         if complete and due_ms <= now_ms:
-            _commit(plan, current, pieces)
+            _commit(plan, current, pieces, since_ms)
         else:
             plan.wake_at_ms = due_ms
     return plan
 
 
-def _commit(plan: BatchPlan, batch: list[Any], pieces: list[tuple[int, int]]) -> None:
+def _commit(plan: BatchPlan, batch: list[Any], pieces: list[tuple[int, int]], since_ms: int) -> None:
     plan.batches.append(batch)
+    plan.recorded_at_ms.append(since_ms)
     for seq, end in pieces:
         plan.advances[seq] = end
 
 
 def webhooks_of(
-    subject: Subject, batches: Sequence[list[Any]], configurations: Sequence[Configuration]
+    subject: Subject,
+    batches: Sequence[list[Any]],
+    configurations: Sequence[Configuration],
+    recorded_at_ms: Sequence[int] | None = None,
 ) -> list[NewWebhook]:
     """One webhook per batch per configuration, each with its own id and hmac, keeping the endpoint and secret
-    the configuration has now."""
+    the configuration has now, and when the batch's oldest event was recorded (``recorded_at_ms``, one per
+    batch; 0 when not given)."""
     client_code, table, action = subject
     webhooks: list[NewWebhook] = []
     ids = iter(new_ids(len(batches) * len(configurations)))
-    for batch in batches:
+    for n, batch in enumerate(batches):
+        recorded = recorded_at_ms[n] if recorded_at_ms is not None else 0
         for c in configurations:
             webhook_id = next(ids)
             body = webhook_body(webhook_id, c.secret, client_code, table, action, batch)
             webhooks.append(
-                NewWebhook(webhook_id, c.id, client_code, table, action, c.endpoint, c.secret, len(batch), body)
+                NewWebhook(
+                    webhook_id, c.id, client_code, table, action, c.endpoint, c.secret, len(batch), body, recorded
+                )
             )
     return webhooks

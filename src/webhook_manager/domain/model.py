@@ -169,6 +169,8 @@ class NewWebhook:
     secret: str
     event_count: int
     payload: bytes
+    recorded_at_ms: int
+    """When its oldest event was recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,12 @@ class DueWebhook:
     payload: bytes
     secret: str
     round_tries: int
+    client_code: str = ""
+    configuration_id: str = ""
+    tries: int = 0
+    """Tries before this one, in all rounds: 0 when this is its first send."""
+    recorded_at_ms: int | None = None
+    """When its oldest event was recorded (None for webhooks formed before that was kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,3 +305,23 @@ class WebhookTypes:
 
     captured: list[CapturedTable]
     custom: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits in the store, for metrics and ``status``: events not yet in webhooks, and webhooks not yet
+    ended."""
+
+    pending_events: int
+    oldest_pending_event_ms: int | None
+    """When the oldest event not yet in a webhook was recorded."""
+    webhooks_pending: int
+    """Formed and not yet tried, or in their first try."""
+    webhooks_retrying: int
+    """Failed at least once, with another try to come."""
+    webhooks_due: int
+    """Due now and not being tried."""
+    oldest_due_ms: int | None
+    """Since when the webhook due longest has been due."""
+    webhooks_in_flight: int
+    """Being tried now, by any process (leased)."""

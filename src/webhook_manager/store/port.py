@@ -8,6 +8,7 @@ from typing import Protocol
 from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
+    Backlog,
     CapturedGroup,
     CapturedTable,
     Configuration,
@@ -239,4 +240,11 @@ class Store(Protocol):
 
     async def purge_finished(self, before_ms: int, limit: int) -> int:
         """Delete a few finished webhooks and processed events older than ``before_ms``; return rows gone."""
+        ...
+
+    # reports
+
+    async def backlog(self, now_ms: int) -> Backlog:
+        """What waits at ``now_ms``: events not yet in webhooks, webhooks pending, retrying, due and in flight,
+        and the oldest of them (one read; it scans the unsent rows, so callers space their calls out)."""
         ...

@@ -39,6 +39,7 @@ from webhook_manager.domain.model import (
     WebhookTypes,
 )
 from webhook_manager.store.dialect import Connector, Db, DuplicateKey, Row, WriteFailures, migrations
+from webhook_manager.store.reports import Reports
 
 PROBE_EVERY_S = 1.0
 """``ping`` writes at most once a second; the calls in between get that write's outcome."""
@@ -57,8 +58,9 @@ NOTED_NAMES_KEPT = 100_000
 forgets them all (noting again is one small write that changes nothing)."""
 
 
-class SqlStore:
-    """The :class:`~webhook_manager.store.port.Store` over one :class:`~webhook_manager.store.dialect.Connector`."""
+class SqlStore(Reports):
+    """The :class:`~webhook_manager.store.port.Store` over one :class:`~webhook_manager.store.dialect.Connector`
+    (the read-only reports are in :class:`~webhook_manager.store.reports.Reports`)."""
 
     def __init__(self, connector: Connector) -> None:
         self._c = connector
@@ -499,19 +501,44 @@ class SqlStore:
 def split_claimed(
     leased: Iterable[Row], disabled_by_id: Mapping[str, bool], now_ms: int
 ) -> tuple[list[DueWebhook], list[tuple[int, int, str]]]:
-    """Leased rows (seq, id, endpoint, payload, round_tries, configuration id, secret) → the webhooks to try,
+    """Leased rows (seq, id, endpoint, payload, round_tries, configuration id, secret, client code, tries,
+    recorded_at) → the webhooks to try,
     and (seq, now, reason) of those to end failed because their configuration is gone (not in
     ``disabled_by_id``) or disabled."""
     claimed: list[DueWebhook] = []
     ended: list[tuple[int, int, str]] = []
-    for seq, webhook_id, endpoint, payload, round_tries, configuration_id, secret in leased:
+    for (
+        seq,
+        webhook_id,
+        endpoint,
+        payload,
+        round_tries,
+        configuration_id,
+        secret,
+        client_code,
+        tries,
+        recorded,
+    ) in leased:
         disabled = disabled_by_id.get(configuration_id)
         if disabled is None:
             ended.append((seq, now_ms, "configuration removed"))
         elif disabled:
             ended.append((seq, now_ms, "configuration disabled"))
         else:
-            claimed.append(DueWebhook(seq, webhook_id, endpoint, bytes(payload), secret, round_tries))
+            claimed.append(
+                DueWebhook(
+                    seq,
+                    webhook_id,
+                    endpoint,
+                    bytes(payload),
+                    secret,
+                    round_tries,
+                    client_code,
+                    configuration_id,
+                    tries,
+                    recorded,
+                )
+            )
     return claimed, ended
 
 
@@ -574,6 +601,7 @@ async def _form_round(db: Db, form: FormWebhooks, subject: Subject, now_ms: int)
                     w.event_count,
                     w.payload,
                     now_ms,
+                    w.recorded_at_ms or None,
                 )
                 for w in formed.webhooks
             ],

@@ -62,10 +62,12 @@ FROM configurations WHERE client_code = $1 AND table_name = $2 AND action = $3 A
 -- no NOTIFY: the process that formed them sends them (the others poll), and each NOTIFY takes PostgreSQL's
 -- global notify lock through its commit
 INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint, secret, event_count, payload,
-    status, created_at, due_at)
-SELECT t.id, t.client_code, t.cid, t.table_name, t.action, t.endpoint, t.secret, t.n, t.body, 'pending', t.at, t.at
+    status, created_at, due_at, recorded_at)
+SELECT t.id, t.client_code, t.cid, t.table_name, t.action, t.endpoint, t.secret, t.n, t.body, 'pending', t.at, t.at,
+    t.recorded
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[],
-    $9::bytea[], $10::bigint[]) AS t(id, client_code, cid, table_name, action, endpoint, secret, n, body, at)
+    $9::bytea[], $10::bigint[], $11::bigint[])
+    AS t(id, client_code, cid, table_name, action, endpoint, secret, n, body, at, recorded)
 
 -- name: advance_bundles
 UPDATE event_bundles b SET processed_count = t.n, processed_at = t.at
@@ -77,7 +79,8 @@ FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS t(seq, n, at) WHERE b.seq 
 WITH picked AS (SELECT seq FROM webhooks WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2
     AND (lease_until IS NULL OR $5::boolean) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
 UPDATE webhooks w SET due_at = $4, lease_until = $4 FROM picked WHERE w.seq = picked.seq
-RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id, w.secret
+RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id, w.secret, w.client_code, w.tries,
+    w.recorded_at
 
 -- name: configuration_states
 SELECT id, disabled FROM configurations WHERE id = ANY($1::text[])

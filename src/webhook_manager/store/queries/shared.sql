@@ -156,3 +156,18 @@ FROM webhooks WHERE id = $1 AND client_code = $2
 
 -- name: attempts_of_webhook
 SELECT at, duration_ms, http_status, error FROM attempts WHERE webhook_seq = $1 ORDER BY try
+
+-- reports (metrics and the status command)
+
+-- name: backlog_events
+SELECT coalesce(sum(event_count - processed_count), 0), min(created_at) FROM event_bundles
+WHERE processed_count < event_count
+
+-- name: backlog_webhooks
+-- over the unsent webhooks only (due_at is set until a webhook is sent or failed); $1 is now
+SELECT coalesce(sum(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
+    coalesce(sum(CASE WHEN status = 'retrying' THEN 1 ELSE 0 END), 0),
+    coalesce(sum(CASE WHEN due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) THEN 1 ELSE 0 END), 0),
+    min(CASE WHEN due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) THEN due_at END),
+    coalesce(sum(CASE WHEN lease_until > $1 THEN 1 ELSE 0 END), 0)
+FROM webhooks WHERE due_at IS NOT NULL

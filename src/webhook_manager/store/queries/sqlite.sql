@@ -58,8 +58,8 @@ FROM configurations WHERE client_code = $1 AND table_name = $2 AND action = $3 A
 
 -- name: add_webhooks
 INSERT INTO webhooks (id, client_code, configuration_id, table_name, action, endpoint, secret, event_count, payload,
-    status, created_at, due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)
+    status, created_at, due_at, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10, $11)
 
 -- name: advance_bundles
 UPDATE event_bundles SET processed_count = $2, processed_at = $3 WHERE seq = $1
@@ -70,7 +70,7 @@ UPDATE event_bundles SET processed_count = $2, processed_at = $3 WHERE seq = $1
 UPDATE webhooks SET due_at = $4, lease_until = $4 WHERE seq IN (SELECT seq FROM webhooks
     WHERE endpoint = $1 AND due_at IS NOT NULL AND due_at <= $2 AND (lease_until IS NULL OR $5)
     ORDER BY due_at LIMIT $3)
-RETURNING seq, id, endpoint, payload, round_tries, configuration_id, secret
+RETURNING seq, id, endpoint, payload, round_tries, configuration_id, secret, client_code, tries, recorded_at
 
 -- name: configuration_states
 SELECT id, disabled FROM configurations WHERE id IN (SELECT value FROM json_each($1))
