@@ -16,7 +16,8 @@ class Reports:
         async def read(db: Db) -> Backlog:
             events = await db.fetch_one("backlog_events")
             webhooks = await db.fetch_one("backlog_webhooks", now_ms)
-            assert events is not None and webhooks is not None  # aggregates always give a row
+            assert events is not None  # aggregates always give a row
+            assert webhooks is not None
             pending, retrying, due, oldest_due, in_flight = webhooks
             return Backlog(
                 pending_events=int(events[0]),
