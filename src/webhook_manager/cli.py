@@ -7,9 +7,9 @@ Nothing here opens a store or starts a loop; it reads the settings, says what ha
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Coroutine
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -53,11 +53,9 @@ def load_settings(config: Path | None, **overrides: Any) -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from webhook_manager.observability.logs import configure
+
+    configure(settings.log_level, settings.log_format, sys.stderr)
 
 
 def _run(coro: Coroutine[Any, Any, T], *, uvloop: bool = False) -> T:
@@ -113,6 +111,22 @@ AllowPrivateOption = Annotated[
         help="Allow endpoints on loopback and private addresses (WEBHOOK_MANAGER_ALLOW_PRIVATE_ENDPOINTS).",
     ),
 ]
+
+
+class LogFormat(StrEnum):
+    """The values of ``--log-format`` (the setting ``log_format``)."""
+
+    text = "text"
+    json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        help="How log lines look on standard error: text, or json (one object per line) (WEBHOOK_MANAGER_LOG_FORMAT).",
+    ),
+]
 BootstrapOption = Annotated[
     bool,
     typer.Option(
@@ -156,9 +170,16 @@ def serve(
     port: PortOption = None,
     allow_private_endpoints: AllowPrivateOption = None,
     bootstrap_account: BootstrapOption = True,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the API and the pipeline in one process (the embedded default)."""
-    settings = load_settings(config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None)
+    settings = load_settings(
+        config,
+        host=host,
+        port=port,
+        allow_private_endpoints=allow_private_endpoints or None,
+        log_format=log_format and log_format.value,
+    )
     _serve_http(settings, run_pipeline=True, bootstrap_account=bootstrap_account)
 
 
@@ -169,18 +190,42 @@ def api(
     port: PortOption = None,
     allow_private_endpoints: AllowPrivateOption = None,
     bootstrap_account: BootstrapOption = True,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run only the HTTP API; `worker` processes form and send the webhooks (for PostgreSQL)."""
-    settings = load_settings(config, host=host, port=port, allow_private_endpoints=allow_private_endpoints or None)
+    settings = load_settings(
+        config,
+        host=host,
+        port=port,
+        allow_private_endpoints=allow_private_endpoints or None,
+        log_format=log_format and log_format.value,
+    )
     _serve_http(settings, run_pipeline=False, bootstrap_account=bootstrap_account)
 
 
 @app.command()
-def worker(config: ConfigOption = None, allow_private_endpoints: AllowPrivateOption = None) -> None:
+def worker(
+    config: ConfigOption = None, allow_private_endpoints: AllowPrivateOption = None, log_format: LogFormatOption = None
+) -> None:
     """Run only the pipeline (batcher, dispatcher, purger); run as many as needed on PostgreSQL."""
-    settings = load_settings(config, allow_private_endpoints=allow_private_endpoints or None)
+    settings = load_settings(
+        config, allow_private_endpoints=allow_private_endpoints or None, log_format=log_format and log_format.value
+    )
     _setup_logging(settings)
     _run(service.work(settings), uvloop=True)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts, not tables.")] = False,
+) -> None:
+    """Show what waits in the store, how the last hour's tries went per endpoint, the webhooks that failed last
+    and how far each capture source got (reads only)."""
+    from webhook_manager import status as shown
+
+    report = _run(service.status_report(load_settings(config)))
+    (shown.write_json if as_json else shown.write_text)(report)
 
 
 capture_app = typer.Typer(
@@ -236,10 +281,10 @@ def _capture_spec(**fields: Any) -> Any:
         fail(f"{flag}: {message}" if flag else message)
 
 
-def _capture(spec: Any, config: Path | None, *, setup: bool, teardown: bool) -> None:
+def _capture(spec: Any, config: Path | None, *, setup: bool, teardown: bool, log_format: LogFormat | None) -> None:
     if setup and teardown:
         fail("--setup and --teardown: give one of them")
-    settings = load_settings(config)
+    settings = load_settings(config, log_format=log_format and log_format.value)
     _setup_logging(settings)
     if setup or teardown:
         typer.echo(_run(service.prepare_capture(spec, settings, teardown=teardown)))
@@ -257,12 +302,13 @@ def capture_sqlite(
     setup: SetupOption = False,
     teardown: TeardownOption = False,
     config: ConfigOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Capture changes from an SQLite database (triggers and an outbox table in the same file)."""
     spec = _capture_spec(
         kind="sqlite", database=database, client_code=client_code, tables=tables, data=data, row_id_column=row_id_column
     )
-    _capture(spec, config, setup=setup, teardown=teardown)
+    _capture(spec, config, setup=setup, teardown=teardown, log_format=log_format)
 
 
 @capture_app.command("postgres")
@@ -289,6 +335,7 @@ def capture_postgres(
     setup: SetupOption = False,
     teardown: TeardownOption = False,
     config: ConfigOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Capture changes from PostgreSQL (logical replication with pgoutput, or triggers)."""
     spec = _capture_spec(
@@ -301,7 +348,7 @@ def capture_postgres(
         mode=mode,
         slot=slot,
     )
-    _capture(spec, config, setup=setup, teardown=teardown)
+    _capture(spec, config, setup=setup, teardown=teardown, log_format=log_format)
 
 
 @capture_app.command("mysql")
@@ -314,12 +361,40 @@ def capture_mysql(
     setup: SetupOption = False,
     teardown: TeardownOption = False,
     config: ConfigOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Capture changes from MySQL or MariaDB (the row-based binlog; --setup starts it from the binlog's end)."""
     spec = _capture_spec(
         kind="mysql", dsn=dsn, client_code=client_code, tables=tables, data=data, row_id_column=row_id_column
     )
-    _capture(spec, config, setup=setup, teardown=teardown)
+    _capture(spec, config, setup=setup, teardown=teardown, log_format=log_format)
+
+
+@app.command()
+def listen(
+    host: Annotated[str, typer.Option("--host", help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Listen port.")] = 9000,
+    secret: Annotated[
+        str | None,
+        typer.Option("--secret", help="The configuration's secret: hmac and webhook-signature are checked with it."),
+    ] = None,
+    status: Annotated[int, typer.Option("--status", help="The HTTP status to answer, 100–599.")] = 200,
+    delay: Annotated[
+        float, typer.Option("--delay", help="Seconds to wait before answering; over 5 makes a try time out.")
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object a line per webhook.")] = False,
+) -> None:
+    """Receive webhooks locally and print each, with its signatures checked: an endpoint to try things with."""
+    from webhook_manager import listen as receiver
+
+    if not 0 <= port <= 65535:
+        fail(f"--port: expected a port from 0 to 65535, got {port}")
+    if not 100 <= status <= 599:
+        fail(f"--status: expected an HTTP status from 100 to 599, got {status}")
+    if not 0 <= delay < float("inf"):
+        fail(f"--delay: expected seconds, 0 or more, got {delay}")
+    options = receiver.Options(host=host, port=port, secret=secret, status=status, delay=delay, as_json=as_json)
+    _run(receiver.listen(options))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.errors import WebhookManagerError
 from webhook_manager.domain.model import User
 from webhook_manager.identity import IdentityTokens
+from webhook_manager.observability.logs import uvicorn_log_config
+from webhook_manager.observability.metrics import NO_METRICS, Metrics, metrics_of
 from webhook_manager.observability.redaction import SecretsRedacted
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store, migrated_store, open_store
@@ -59,6 +62,7 @@ class Service:
     captures: CaptureSupervisor | None
     clock: Clock
     tokens: IdentityTokens
+    metrics: Metrics = NO_METRICS
 
     @property
     def notifier(self) -> Notifier:
@@ -69,7 +73,14 @@ class Service:
         """The HTTP API of this process."""
         from webhook_manager.api import create_app
 
-        return create_app(self.settings, self.store, notifier=self.notifier, clock=self.clock, tokens=self.tokens)
+        return create_app(
+            self.settings,
+            self.store,
+            notifier=self.notifier,
+            clock=self.clock,
+            tokens=self.tokens,
+            observed=self.metrics,
+        )
 
 
 @asynccontextmanager
@@ -87,11 +98,13 @@ async def running(
     try:
         if store is None:
             await opened.migrate()
-        loops = Pipeline(opened, settings, clock) if pipeline else None
+        metrics = metrics_of(settings)
+        loops = Pipeline(opened, settings, clock, metrics) if pipeline else None
         captures = None
         if loops is not None and settings.capture:
-            captures = CaptureSupervisor(settings.capture, opened, settings.timezone, loops.events_recorded)
-        service = Service(settings, opened, loops, captures, clock, await IdentityTokens.of(settings, opened))
+            captures = CaptureSupervisor(settings.capture, opened, settings.timezone, loops.events_recorded, metrics)
+        tokens = await IdentityTokens.of(settings, opened)
+        service = Service(settings, opened, loops, captures, clock, tokens, metrics)
         if loops is not None:
             await loops.start()
         try:
@@ -219,6 +232,7 @@ async def serve(
                 timeout_keep_alive=settings.keep_alive_idle_s,
                 lifespan="off",
                 access_log=settings.access_log,
+                log_config=uvicorn_log_config(settings.log_format),  # json: uvicorn's lines as JSON too
                 log_level=settings.log_level,
                 server_header=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -243,11 +257,46 @@ async def work(settings: Settings) -> None:
     """``worker``: the pipeline (and ``[[capture]]`` sources) alone until SIGTERM or SIGINT, then a clean stop."""
     stop = _stop_on_signals()
     await check_sources(settings.capture)
-    async with running(settings, pipeline=True):
+    async with running(settings, pipeline=True) as service, _metrics_port(service):
         logging.getLogger("webhook_manager.pipeline").info(
             "webhook-manager worker running on %s", settings.database_url.split("@")[-1]
         )
         await stop.wait()
+
+
+@asynccontextmanager
+async def _metrics_port(service: Service) -> AsyncIterator[None]:
+    """``/metrics`` on ``metrics_port`` (at ``host``) while the block runs, when both the port and metrics are
+    set: a worker has no API port."""
+    settings = service.settings
+    if settings.metrics_port is None or not service.metrics.enabled:
+        yield
+        return
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    async def scrape(request: web.Request) -> web.Response:
+        body = await service.metrics.exposition(service.store, service.clock.now_ms)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+        except OSError as exc:
+            raise ListenError(
+                f"could not serve metrics on {settings.host}:{settings.metrics_port}"
+                f" (WEBHOOK_MANAGER_METRICS_PORT): {os.strerror(exc.errno) if exc.errno else exc}"
+            ) from None
+        logging.getLogger("webhook_manager.metrics").info(
+            "metrics at %s/metrics", base_url(settings.host, settings.metrics_port)
+        )
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def prepare_capture(spec: CaptureSpec, settings: Settings, *, teardown: bool) -> str:
@@ -278,3 +327,26 @@ async def capture(spec: CaptureSpec, settings: Settings, on_started: Callable[[s
         )
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+if TYPE_CHECKING:
+    from webhook_manager.status import StatusReport
+
+
+async def status_report(settings: Settings) -> StatusReport:
+    """``status``: the store's report (:mod:`webhook_manager.status`). It only reads: a store that does not exist
+    or has no current schema is not created or migrated, but named in a one-line error."""
+    import os
+
+    from webhook_manager import status
+    from webhook_manager.store import SQLITE_PREFIX
+
+    url = settings.database_url
+    path = url.removeprefix(SQLITE_PREFIX)
+    if url.startswith(SQLITE_PREFIX) and not await asyncio.to_thread(os.path.isfile, path):
+        raise status.NotMigrated(f"no store at {path} (database_url): run `webhook-manager migrate` to create it")
+    store = await open_store(url)
+    try:
+        return await status.gather(store, url, SYSTEM_CLOCK.now_ms())
+    finally:
+        await store.close()

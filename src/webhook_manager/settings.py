@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     # Log level of the service's own messages.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # How log lines look: text (one line of words) or json (one JSON object per line), on standard error.
+    log_format: Literal["text", "json"] = "text"
     # A request's line and headers over this many bytes are answered 431 and the connection closed.
     max_header_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
     # A request's line and headers must arrive within this many seconds of its first byte (or the connection), else 408.
@@ -98,6 +100,14 @@ class Settings(BaseSettings):
     keep_alive_idle_s: int = Field(5, ge=1, le=3600)
     # Open connections at most; past it, the longest waiting with no request in flight is closed (503), or the new one.
     max_connections: int = Field(1000, ge=1, le=1_000_000)
+    # Prometheus metrics (GET /metrics on the API port; docs/metrics.md). Off: no /metrics and nothing counted.
+    metrics: bool = True
+    # The port `worker` serves /metrics on, at `host` (a worker has no API port); unset: none.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    # The store-level gauges (what waits in the store) are read from the store at most once this many seconds.
+    metrics_refresh_s: float = Field(5.0, ge=0.1, le=3600)
+    # Label tries with their endpoint's host (at most 500 hosts, the rest as _other); off keeps series few.
+    metrics_endpoint_host: bool = False
     # Database change capture sources that `serve` and `worker` run ([[capture]] sections, docs/capture.md).
     capture: tuple[CaptureSpec, ...] = ()
 

@@ -50,7 +50,7 @@ async def test_the_request_sent_again_keeps_the_time_limit_of_the_try(receiver: 
         elapsed_s = time.perf_counter() - started
     finally:
         await egress.close()
-    assert answer == Answer(None, "timed out after 1.0 s")
+    assert answer == Answer(None, "timed out after 1.0 s", outcome="timeout")
     assert 0.95 <= elapsed_s <= 1.05  # one limit for the whole try, the setting exactly
     assert [r.path for r in receiver.received] == ["/ok/a", "/slow/7"]
 

@@ -22,10 +22,13 @@ from webhook_manager.domain.model import (
     Backlog,
     CapturedGroup,
     CapturedTable,
+    CapturePosition,
     Configuration,
     ConfigurationCaps,
     ConfigurationInput,
+    EndpointReport,
     EventStatus,
+    FailedWebhook,
     Formed,
     FormWebhooks,
     NewWebhook,
@@ -512,3 +515,128 @@ async def test_watch_wakes_on_what_other_processes_record(store: Store, store_ur
         await until_woken_by("webhooks", lambda: other.resend_webhook("100", w.id, 30))
     finally:
         await other.close()
+
+
+# reports (the status command)
+
+HOUR_START = 10**9
+"""The start of the reports' hour in the tests below: tries at or after it count."""
+
+
+async def _tried_endpoints(store: Store) -> dict[str, list[str]]:
+    """Configurations for endpoints a, b and c of one subject, four webhooks each, and tries of a and b: a is
+    tried once before the hour (5000 ms, failed) and four times in it (10 ms and 20 ms sent; 1234 ms failed,
+    then 30 ms failed for good); b twice in it (99 ms failed, 7 ms failed for good); c is never tried and its
+    configuration is removed. Returns the ids of each endpoint's webhooks that ended failed, newest first."""
+    endpoints = {name: f"https://{name}.example/hook" for name in "abc"}
+    configurations = {}
+    for at, (name, endpoint) in enumerate(endpoints.items()):
+        c = configuration("100", at)
+        configurations[name] = Configuration(c.id, "100", "product", Action.INSERT, endpoint, "s", False, at, at)
+        await store.create_configuration(configurations[name])
+    four = orjson.dumps([{"rowId": i, "timestamp": "2020-01-01 00:00:00", "data": None} for i in range(4)])
+    await store.record_events("100", "product", "insert", four, 4, HOUR_START - 200_000)
+    assert await store.form_webhooks(forming(max_events=1), HOUR_START - 100_000) == (12, None)
+    t = HOUR_START
+    claimed = await store.claim_due_webhooks(t - 50_000, 100, 10**6, {endpoints["c"]: 10}, 10)  # none of c
+    a = [w for w in claimed if w.endpoint == endpoints["a"]]
+    b = [w for w in claimed if w.endpoint == endpoints["b"]]
+    assert (len(a), len(b), len(claimed)) == (4, 4, 8)
+    await store.record_attempts(
+        [
+            AttemptOutcome(a[0].seq, t - 1, 5000, 503, "HTTP 503", False, t + 10**7),  # before the hour
+            AttemptOutcome(a[1].seq, t, 10, 200, "", True, None),
+            AttemptOutcome(a[2].seq, t + 100, 20, 200, "", True, None),
+            AttemptOutcome(a[3].seq, t + 200, 1234, 500, "HTTP 500", False, t + 300),
+            AttemptOutcome(b[0].seq, t + 50, 99, 500, "HTTP 500", False, t + 10**7),
+            AttemptOutcome(b[1].seq, t + 300, 7, None, "connection refused", False, None),  # failed
+        ]
+    )
+    assert [w.id for w in await store.claim_due_webhooks(t + 350, 100, 10**6, {endpoints["c"]: 10}, 10)] == [a[3].id]
+    await store.record_attempts([AttemptOutcome(a[3].seq, t + 400, 30, 502, "HTTP 502", False, None)])  # failed
+    assert await store.remove_configuration("100", configurations["c"].id, t + 500)  # fails c's four
+    c_ids = [w.id for w in await store.list_webhooks("100", None, None, 100) if w.endpoint == endpoints["c"]]
+    return {"a": [a[3].id], "b": [b[1].id], "c": c_ids}
+
+
+async def test_the_endpoint_report_counts_the_tries_of_the_hour_with_percentiles_and_the_last_failure(
+    store: Store,
+) -> None:
+    assert await store.endpoint_report(0) == []
+    await _tried_endpoints(store)
+    t = HOUR_START
+    a = EndpointReport("https://a.example/hook", 4, 2, 20, 1200, t + 400, "HTTP 502")  # 1234 ms: 1200 (2 digits)
+    b = EndpointReport("https://b.example/hook", 2, 0, 7, 99, t + 300, "connection refused")
+    assert await store.endpoint_report(t) == [a, b]  # by endpoint; c was never tried
+    assert a.success_rate == 0.5
+    assert b.success_rate == 0.0
+    # From the start of time the try before the hour counts too: five tries, the slowest 5000 ms.
+    assert await store.endpoint_report(0) == [
+        EndpointReport("https://a.example/hook", 5, 2, 30, 5000, t + 400, "HTTP 502"),
+        b,
+    ]
+    # After the last failure of a: only its later tries count, and none of them failed.
+    assert await store.endpoint_report(t + 401) == []
+    assert await store.endpoint_report(t + 100) == [
+        EndpointReport("https://a.example/hook", 3, 1, 30, 1200, t + 400, "HTTP 502"),
+        EndpointReport("https://b.example/hook", 1, 0, 7, 7, t + 300, "connection refused"),
+    ]
+
+
+async def test_the_endpoint_report_gives_sent_only_endpoints_no_failure(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+    await store.form_webhooks(forming(), 3)  # three webhooks
+    due = await store.claim_due_webhooks(10, 10, 1000, {}, 10)
+    durations = [150, 12_345, 99]
+    await store.record_attempts(
+        [AttemptOutcome(w.seq, 20, ms, 200, "", True, None) for w, ms in zip(due, durations, strict=True)]
+    )
+    assert await store.endpoint_report(20) == [EndpointReport("https://example.com/hook", 3, 3, 150, 12_000, None, "")]
+
+
+async def test_failed_webhooks_are_listed_newest_first(store: Store) -> None:
+    assert await store.failed_webhooks(20) == []
+    failed = await _tried_endpoints(store)
+    t = HOUR_START
+    expected = [
+        FailedWebhook(i, "100", "product", "insert", "https://c.example/hook", 0, "configuration removed", t + 500)
+        for i in failed["c"]
+    ]
+    expected += [
+        FailedWebhook(failed["a"][0], "100", "product", "insert", "https://a.example/hook", 2, "HTTP 502", t + 430),
+        FailedWebhook(
+            failed["b"][0], "100", "product", "insert", "https://b.example/hook", 1, "connection refused", t + 307
+        ),
+    ]
+    assert await store.failed_webhooks(20) == expected  # sent and retrying webhooks are not failed
+    assert await store.failed_webhooks(2) == expected[:2]
+    assert await store.resend_webhook("100", failed["b"][0], t + 600) == "failed"
+    assert await store.failed_webhooks(20) == expected[:-1]  # resent: pending again
+
+
+async def test_the_capture_report_gives_each_sources_position_and_when_it_moved(store: Store) -> None:
+    assert await store.capture_report() == []
+    await store.record_captured("100", "sqlite:b", None, "17", [], 1000)
+    await store.record_captured("200", "mysql:a", None, "binlog.000001:4:-1", [], 2000)
+    await store.record_captured("100", "sqlite:b", "17", "18", [], 3000)
+    assert await store.capture_report() == [
+        CapturePosition("mysql:a", "200", "binlog.000001:4:-1", 2000),
+        CapturePosition("sqlite:b", "100", "18", 3000),
+    ]
+
+
+async def test_unapplied_migrations_tell_a_store_that_needs_migrate_without_changing_it(blank_store_url: str) -> None:
+    store = await open_store(blank_store_url)
+    try:
+        assert await store.unapplied_migrations() == [1, 2, 3, 4, 5, 6, 7]
+        tables = (
+            "SELECT name FROM sqlite_master"
+            if blank_store_url.startswith("sqlite:///")
+            else "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
+        assert await _rows(blank_store_url, tables) == []  # it read only
+        await store.migrate()
+        assert await store.unapplied_migrations() == []
+    finally:
+        await store.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook_manager.store import sql_store
+from webhook_manager.store import reports, sql_store
 from webhook_manager.store.dialect import load_queries, read_queries
 from webhook_manager.store.sqlite import Query
 
@@ -23,9 +23,10 @@ def test_each_dialect_has_every_query_once_and_in_the_same_order() -> None:
 
 
 def test_the_logic_calls_only_queries_both_dialects_have() -> None:
-    tree = ast.parse(Path(sql_store.__file__).read_text(encoding="utf-8"))
+    trees = [ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8")) for module in (sql_store, reports)]
     called = {
         node.args[0].value
+        for tree in trees
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)

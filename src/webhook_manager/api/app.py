@@ -15,13 +15,14 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
 from webhook_manager import __version__
-from webhook_manager.api import configurations, docs, erply, events, health, openapi, webhook_types, webhooks
+from webhook_manager.api import configurations, docs, erply, events, health, metrics, openapi, webhook_types, webhooks
 from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
 from webhook_manager.domain.errors import ClientGone, WebhookManagerError
 from webhook_manager.identity import IdentityTokens
+from webhook_manager.observability.metrics import NO_METRICS, Metrics
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -40,9 +41,11 @@ def create_app(
     notifier: Notifier = NO_PIPELINE,
     clock: Clock = SYSTEM_CLOCK,
     tokens: IdentityTokens | None = None,
+    observed: Metrics = NO_METRICS,
 ) -> ServiceApp:
     """The API over ``store`` (open and migrated); ``notifier`` wakes the pipeline of this process, if any;
-    ``tokens`` signs identity tokens (by default with a key of this app's own)."""
+    ``tokens`` signs identity tokens (by default with a key of this app's own); ``observed`` is what the process
+    counts, shown at ``/metrics`` (none: no ``/metrics``)."""
     app = ServiceApp(
         title="webhook-manager",
         version=__version__,
@@ -52,7 +55,7 @@ def create_app(
         redoc_url=None,
         default_response_class=JSONResponse,
     )
-    context = ApiContext(settings, store, notifier, clock)
+    context = ApiContext(settings, store, notifier, clock, metrics=observed)
     app.context = context if tokens is None else dataclasses.replace(context, tokens=tokens)
     app.include_router(erply.router)
     app.include_router(configurations.router)
@@ -60,6 +63,8 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(webhook_types.router)
     app.include_router(health.router)
+    if observed.enabled:
+        app.include_router(metrics.router)
     app.include_router(docs.router)
     openapi.install(app)
     _map_errors(app)

@@ -12,6 +12,7 @@ from webhook_manager.delivery.notifier import Notifier
 from webhook_manager.domain.clock import Clock
 from webhook_manager.identity import IdentityTokens
 from webhook_manager.login_guard import LoginGuard
+from webhook_manager.observability.metrics import NO_METRICS, Metrics
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -26,6 +27,7 @@ class ApiContext:
     clock: Clock
     tokens: IdentityTokens = field(default_factory=lambda: IdentityTokens(secrets.token_bytes(32)))
     logins: LoginGuard = field(default_factory=LoginGuard)
+    metrics: Metrics = NO_METRICS
 
 
 class ServiceApp(FastAPI):

@@ -1,4 +1,5 @@
-"""What handlers are handed: the app's context (store, settings, notifier, clock) and the caller's session."""
+"""What handlers are handed: the app's context (store, settings, notifier, clock, metrics) and the caller's
+session."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from webhook_manager.api.context import ApiContext, ServiceApp
 from webhook_manager.delivery.notifier import Notifier
 from webhook_manager.domain.clock import Clock
 from webhook_manager.domain.model import Session
+from webhook_manager.observability.metrics import Metrics
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -44,10 +46,15 @@ def get_clock(context: ContextDep) -> Clock:
     return context.clock
 
 
+def get_metrics(context: ContextDep) -> Metrics:
+    return context.metrics
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 async def require_session(

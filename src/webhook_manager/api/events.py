@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from webhook_manager.api import schemas
-from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, SettingsDep, StoreDep
+from webhook_manager.api.deps import ClockDep, MetricsDep, NotifierDep, SessionDep, SettingsDep, StoreDep
 from webhook_manager.api.params import ActionQuery, Limit, TableQuery, check_limit, optional_time
 from webhook_manager.api.responses import JSONResponse, read_json
 from webhook_manager.domain.timefmt import TimestampFormatter, from_wall_clock, rfc3339_ms
@@ -41,6 +41,7 @@ async def record_events(
     settings: SettingsDep,
     clock: ClockDep,
     notifier: NotifierDep,
+    metrics: MetricsDep,
 ) -> JSONResponse:
     """Record 1 to 10 000 events of one table and action; answered once they are durably stored.
 
@@ -56,6 +57,7 @@ async def record_events(
     # for the webhook-type catalogue: a store notes a name once, then this is a set lookup
     await store.note_event_name(session.client_code, batch.table, batch.action.value, now)
     recorded = await store.record_events(session.client_code, batch.table, batch.action.value, items, count, now)
+    metrics.events_in("api", count, count if recorded else 0)
     if recorded:
         notifier.events_recorded()
     return JSONResponse({"received": count, "recorded": count if recorded else 0})

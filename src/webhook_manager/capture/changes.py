@@ -75,6 +75,10 @@ class Changes:
             for rid, committed_ms, data in rows:
                 yield Change(table, action, rid, committed_ms, data)
 
+    def newest_ms(self) -> int | None:
+        """The commit time of the newest change (each subject's last), None when there are none."""
+        return max((rows[-1][1] for rows in self._subjects.values() if rows), default=None)
+
     def subjects(self) -> Iterable[tuple[tuple[str, str], list[tuple[Any, int, Any]]]]:
         """(table, action) → its changes as (row id, commit ms, data), in the order read."""
         return self._subjects.items()
@@ -89,6 +93,12 @@ class Batch:
     position: str
     ack: Any = None
     groups: list[CapturedGroup] = field(default_factory=list)
+    count: int = 0
+    """How many changes it holds (set when ``changes`` become ``groups``)."""
+    newest_ms: int | None = None
+    """The commit time of its newest change, as the source gives it (for the capture's lag)."""
+    drained: bool = False
+    """True when the read that made it took all the source had then."""
 
 
 def json_or_text(text: str | bytes) -> Any:

@@ -243,6 +243,13 @@ class PostgresTriggerSource:
         with self._conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self._q}.outbox WHERE batch <= %s", (int(ack),))
 
+    def pending_changes(self) -> int:
+        """Changes in the outbox not yet read (for the capture's metrics)."""
+        with self._conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {self._q}.outbox WHERE batch IS NULL")
+            (count,) = cur.fetchone()
+        return int(count)
+
     _COLUMNS = "id, table_name, action, row_id, data::text, (extract(epoch FROM changed_at) * 1000)::bigint"
 
     def read(self, limit: int, wait_s: float) -> Batch | None:

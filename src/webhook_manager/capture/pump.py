@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,11 +21,14 @@ from typing import Any, TypeVar
 from webhook_manager.capture.changes import Batch, Changes, to_groups
 from webhook_manager.capture.source import Source, watched_tables
 from webhook_manager.domain.timefmt import TimestampFormatter, now_ms
+from webhook_manager.observability.metrics import NO_METRICS, CaptureState, Metrics
 from webhook_manager.store import Store
 
 BATCH_LIMIT = 20_000
 READ_WAIT_S = 0.2
 QUEUE_DEPTH = 2
+COUNT_EVERY_S = 5.0
+"""A source that can count the changes waiting in it (``pending_changes``) is asked at most this often."""
 
 _END = object()
 T = TypeVar("T")
@@ -33,8 +37,24 @@ T = TypeVar("T")
 class Pump:
     """The reading thread of one source, and the loop side that records what it reads."""
 
-    def __init__(self, source: Source, key: str, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        source: Source,
+        key: str,
+        store: Store,
+        timezone: str,
+        on_recorded: Callable[[], None],
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self._source = source
+        self._metrics = metrics
+        self._label = source.spec.describe()
+        # the lag: 0 while the last batch recorded drained the source; otherwise now minus the commit time of
+        # the newest change recorded
+        self._recorded_ms: int | None = None
+        self._drained = True
+        self._waiting: int | None = None
+        self._counted_at = -COUNT_EVERY_S
         self._key = key
         self._store = store
         self._formatter = TimestampFormatter(timezone)
@@ -51,6 +71,7 @@ class Pump:
         client_code = self._source.spec.client_code
         thread = threading.Thread(target=self._read_loop, name=f"capture-{key}", daemon=True)
         thread.start()
+        self._metrics.watch_capture(self._label, CaptureState(self._lag_s, lambda: self._waiting))
         try:
             while True:
                 item = await self._queue.get()
@@ -65,9 +86,14 @@ class Pump:
                 position = batch.position
                 self._acks.append(batch.ack)
                 self._room.release()
+                self._metrics.changes_captured(self._label, batch.count)
+                self._metrics.events_in("capture", batch.count, kept)
+                self._recorded_ms = batch.newest_ms if batch.newest_ms is not None else self._recorded_ms
+                self._drained = batch.drained and self._queue.empty()
                 if kept:
                     self._on_recorded()
         finally:
+            self._metrics.watch_capture(self._label, None)
             self._stop.set()
             self._room.release()
             await asyncio.to_thread(thread.join)
@@ -85,10 +111,17 @@ class Pump:
                     continue
                 if self._stop.is_set():
                     break
+                self._count_waiting()
                 batch = source.read(BATCH_LIMIT, READ_WAIT_S)
                 if batch is None:
+                    self._drained = self._queue.empty()  # nothing new, and all read is recorded
+                    self._waiting = 0 if self._waiting is not None else None  # nothing waits in the source now
                     self._room.release()
                     continue
+                batch.count, batch.newest_ms = len(batch.changes), batch.changes.newest_ms()
+                batch.drained = batch.count < BATCH_LIMIT
+                if self._waiting is not None:  # what was counted, less what was read, until the next count
+                    self._waiting = 0 if batch.drained else max(self._waiting - batch.count, 0)
                 batch.groups = to_groups(batch.changes, self._formatter)
                 batch.changes = Changes()
                 self._put(batch)
@@ -96,6 +129,20 @@ class Pump:
             self._put(exc)
         else:
             self._put(_END)
+
+    def _lag_s(self) -> float:
+        if self._drained or self._recorded_ms is None:
+            return 0.0
+        return max(now_ms() - self._recorded_ms, 0) / 1000
+
+    def _count_waiting(self) -> None:
+        """Ask the source how many changes wait in it, at most every COUNT_EVERY_S (on the reading thread: the
+        source's connection is this thread's)."""
+        count = getattr(self._source, "pending_changes", None)
+        if count is None or not self._metrics.enabled or time.monotonic() - self._counted_at < COUNT_EVERY_S:
+            return
+        self._counted_at = time.monotonic()
+        self._waiting = count()
 
     def _put(self, item: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
@@ -114,7 +161,9 @@ async def blocking(fn: Callable[..., T], *args: Any) -> T:
         raise
 
 
-async def capture_once(source: Source, store: Store, timezone: str, on_recorded: Callable[[], None]) -> None:
+async def capture_once(
+    source: Source, store: Store, timezone: str, on_recorded: Callable[[], None], metrics: Metrics = NO_METRICS
+) -> None:
     """Open ``source``, go on from its stored position, and record until cancelled or it fails."""
     try:
         await blocking(source.open)
@@ -124,6 +173,6 @@ async def capture_once(source: Source, store: Store, timezone: str, on_recorded:
         await store.describe_capture(key, source.spec.client_code, watched, now_ms())
         position = await store.capture_position(key)
         await blocking(source.resume, position)
-        await Pump(source, key, store, timezone, on_recorded).run(position)
+        await Pump(source, key, store, timezone, on_recorded, metrics).run(position)
     finally:
         await blocking(source.close)

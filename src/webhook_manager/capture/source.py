@@ -75,6 +75,9 @@ class Source(Protocol):
     def acknowledge(self, ack: Any) -> None:
         """The batch carrying ``ack`` is recorded: release what it held (outbox rows, a slot's WAL)."""
 
+    # A source that can count the changes waiting in it (the outbox sources) has, besides:
+    #     def pending_changes(self) -> int: changes not yet read (called on the reading thread, now and then)
+
 
 SOURCES = {
     "sqlite": "webhook_manager.capture.sqlite_outbox:SqliteSource",

@@ -166,6 +166,13 @@ class SqliteSource:
         """Outbox rows up to id ``ack`` are recorded: clear them."""
         self._clear(int(ack))
 
+    def pending_changes(self) -> int:
+        """Changes in the outbox not yet read (for the capture's metrics)."""
+        (count,) = (
+            self._connection().execute(f"SELECT count(*) FROM {OUTBOX} WHERE id > ?", (self._last_id,)).fetchone()
+        )
+        return int(count)
+
     def _read(self, limit: int) -> Batch | None:
         rows = (
             self._connection()

@@ -15,6 +15,8 @@ from webhook_manager.capture.source import Prepared, Source, source_for
 from webhook_manager.capture.spec import CaptureSpec
 from webhook_manager.domain.errors import CaptureBusy, CaptureConflict, CaptureError, WebhookManagerError, first_line
 from webhook_manager.domain.timefmt import now_ms
+from webhook_manager.observability.logs import where
+from webhook_manager.observability.metrics import NO_METRICS, Metrics
 from webhook_manager.store import Store
 
 log = logging.getLogger("webhook_manager.capture")
@@ -22,6 +24,11 @@ log = logging.getLogger("webhook_manager.capture")
 BUSY_RETRY_S = 2.0
 ERROR_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 MISCONFIGURED_RETRY_S = 60.0
+
+
+def _at(spec: CaptureSpec) -> dict[str, object]:
+    """The location fields of a capture's log lines: the source (never with a password) and its client."""
+    return where(capture_source=spec.describe(), client_code=spec.client_code)
 
 
 def one_line_error(spec: CaptureSpec, exc: Exception) -> CaptureError:
@@ -48,7 +55,9 @@ async def check_sources(specs: Iterable[CaptureSpec]) -> None:
         except CaptureError as exc:
             raise CaptureError(f"capture of {spec.describe()}: {exc.message}") from None
         except Exception as exc:
-            log.warning("capture of %s: cannot check it now (%s); it will be tried again", spec.describe(), exc)
+            log.warning(
+                "capture of %s: cannot check it now (%s); it will be tried again", spec.describe(), exc, extra=_at(spec)
+            )
 
 
 async def prepare_source(
@@ -85,7 +94,11 @@ async def prepare_source(
 
 
 async def run_capture(
-    spec: CaptureSpec, store: Store, timezone: str, on_recorded: Callable[[], None] = lambda: None
+    spec: CaptureSpec,
+    store: Store,
+    timezone: str,
+    on_recorded: Callable[[], None] = lambda: None,
+    metrics: Metrics = NO_METRICS,
 ) -> None:
     """Capture ``spec`` until cancelled: stand by while another process has the source, retry after errors
     with a growing pause; CaptureError (a configuration that cannot work) ends it."""
@@ -94,24 +107,30 @@ async def run_capture(
     while True:
         source: Source = source_for(spec)
         try:
-            await capture_once(source, store, timezone, on_recorded)
+            await capture_once(source, store, timezone, on_recorded, metrics)
             return
         except CaptureError:
             raise
         except CaptureBusy as exc:
             if not standing_by:
-                log.info("%s; standing by to take over", exc.message)
+                log.info("%s; standing by to take over", exc.message, extra=_at(spec))
                 standing_by = True
             await asyncio.sleep(BUSY_RETRY_S)
             continue
         except CaptureConflict as exc:
-            log.warning("%s; reading again from the stored position", exc.message)
+            log.warning("%s; reading again from the stored position", exc.message, extra=_at(spec))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             pause = ERROR_RETRY_S[min(failures, len(ERROR_RETRY_S) - 1)]
             failures += 1
-            log.warning("capture of %s failed (%s); trying again in %.0f s", spec.describe(), first_line(exc), pause)
+            log.warning(
+                "capture of %s failed (%s); trying again in %.0f s",
+                spec.describe(),
+                first_line(exc),
+                pause,
+                extra=_at(spec),
+            )
             await asyncio.sleep(pause)
             continue
         failures = 0
@@ -123,9 +142,15 @@ class CaptureSupervisor:
     and tried again now and then."""
 
     def __init__(
-        self, specs: Iterable[CaptureSpec], store: Store, timezone: str, on_recorded: Callable[[], None]
+        self,
+        specs: Iterable[CaptureSpec],
+        store: Store,
+        timezone: str,
+        on_recorded: Callable[[], None],
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._specs = tuple(specs)
+        self._metrics = metrics
         self._store = store
         self._timezone = timezone
         self._on_recorded = on_recorded
@@ -134,7 +159,7 @@ class CaptureSupervisor:
     async def _keep_running(self, spec: CaptureSpec) -> None:
         while True:
             try:
-                await run_capture(spec, self._store, self._timezone, self._on_recorded)
+                await run_capture(spec, self._store, self._timezone, self._on_recorded, self._metrics)
                 return
             except CaptureError as exc:
                 log.error(
@@ -142,6 +167,7 @@ class CaptureSupervisor:
                     spec.describe(),
                     exc.message,
                     MISCONFIGURED_RETRY_S,
+                    extra=_at(spec),
                 )
                 await asyncio.sleep(MISCONFIGURED_RETRY_S)
 

@@ -10,11 +10,13 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from webhook_manager.background import wait_or_timeout
-from webhook_manager.delivery.egress import Egress
+from webhook_manager.delivery.egress import Answer, Egress
 from webhook_manager.delivery.retry import next_try_at
 from webhook_manager.delivery.signing import standard_headers
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
-from webhook_manager.domain.model import AttemptOutcome, DueWebhook
+from webhook_manager.domain.model import AttemptOutcome, DueWebhook, WebhookStatus
+from webhook_manager.observability.logs import where
+from webhook_manager.observability.metrics import NO_METRICS, Metrics
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -40,8 +42,16 @@ class Dispatcher:
     """Claims due webhooks and sends them, at most ``max_in_flight`` at once and ``max_in_flight_per_endpoint``
     to any one endpoint, so a slow endpoint holds only its own share; outcomes are written in batches."""
 
-    def __init__(self, store: Store, settings: Settings, egress: Egress, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        egress: Egress,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._settings = settings
         self._egress = egress
@@ -58,6 +68,7 @@ class Dispatcher:
         self._reached_since_ms: int | None = None  # since when the store has answered without a failure
         self._outcome_ready = asyncio.Event()
         self._wake = asyncio.Event()
+        metrics.watch_in_flight(lambda: self._total)
 
     def notify(self) -> None:
         """Webhooks were formed or resent: look now."""
@@ -114,7 +125,7 @@ class Dispatcher:
             # brings many webhooks. (Other endpoints are woken by new webhooks, or found by the idle poll.)
             if left <= self._refill_at:
                 self._wake.set()
-        duration_ms = int((time.perf_counter() - started_s) * 1000)
+        duration_s = time.perf_counter() - started_s
         sent = not answer.error
         next_due = None
         if not sent:
@@ -125,10 +136,53 @@ class Dispatcher:
                 now_ms=self._clock.now_ms(),
                 retry_after_s=answer.retry_after_s,
             )
-        self._outcomes.append(
-            AttemptOutcome(webhook.seq, started_ms, duration_ms, answer.status, answer.error, sent, next_due)
+        outcome = AttemptOutcome(
+            webhook.seq, started_ms, int(duration_s * 1000), answer.status, answer.error, sent, next_due
         )
+        self._outcomes.append(outcome)
         self._outcome_ready.set()
+        self._observe(webhook, answer, outcome, duration_s)
+
+    def _observe(self, webhook: DueWebhook, answer: Answer, outcome: AttemptOutcome, duration_s: float) -> None:
+        """Count the try, and log it: a failure at info (warning when it was the last try), a success at debug."""
+        ended = None if outcome.status is WebhookStatus.RETRYING else outcome.status.value
+        first_age_s = None
+        if webhook.tries == 0 and webhook.recorded_at_ms is not None:
+            first_age_s = (outcome.at_ms - webhook.recorded_at_ms) / 1000
+        host = self._egress.host(webhook.endpoint)
+        self._metrics.try_ended(answer.outcome, duration_s, host, first_age_s=first_age_s, ended=ended)
+        level = logging.DEBUG if outcome.sent else logging.WARNING if ended else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        fields = where(
+            webhook_id=webhook.id,
+            configuration_id=webhook.configuration_id,
+            endpoint_host=host,
+            client_code=webhook.client_code,
+            try_number=webhook.tries + 1,
+        )
+        if outcome.sent:
+            log.debug("webhook %s sent to %s (try %d)", webhook.id, host, webhook.tries + 1, extra=fields)
+        elif ended:
+            log.warning(
+                "webhook %s failed: try %d to %s: %s; no tries left",
+                webhook.id,
+                webhook.tries + 1,
+                host,
+                answer.error,
+                extra=fields,
+            )
+        else:
+            wait_s = max((outcome.next_due_ms or 0) - self._clock.now_ms(), 0) / 1000
+            log.info(
+                "try %d of webhook %s to %s failed: %s; next try in %.1f s",
+                webhook.tries + 1,
+                webhook.id,
+                host,
+                answer.error,
+                wait_s,
+                extra=fields,
+            )
 
     async def flush(self) -> int:
         """Write the outcomes gathered so far; return how many."""

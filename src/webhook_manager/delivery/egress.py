@@ -42,6 +42,9 @@ however large, is held in memory."""
 log = logging.getLogger("webhook_manager.egress")
 
 
+BLOCKED = "blocked: "
+
+
 class BlockedAddress(OSError):
     """An endpoint resolved to an address webhooks may not be sent to."""
 
@@ -68,11 +71,13 @@ class GuardedResolver(AbstractResolver):
 @dataclass(frozen=True, slots=True)
 class Answer:
     """How one POST ended: the status (None when there was no answer), a failure in plain words ("" on
-    success), and the receiver's Retry-After in seconds."""
+    success), the receiver's Retry-After in seconds, and the kind of ending (``outcome``: one of
+    :data:`OUTCOMES`, the metrics' label)."""
 
     status: int | None
     error: str
     retry_after_s: float | None = None
+    outcome: str = "success"
 
 
 class _NotSent(Exception):
@@ -187,14 +192,19 @@ class Egress:
             url = self._urls[endpoint] = yarl.URL(endpoint)
         return url
 
+    def host(self, endpoint: str) -> str:
+        """The endpoint's host (no credentials, port or path), for logs and metrics."""
+        return self._url(endpoint).host or ""
+
     def _answer(self, status: int, headers: Mapping[str, str]) -> Answer:
         """How an answer with ``status`` ends the try."""
         if status == 200 or (self._accept_any_2xx and 200 <= status < 300):
             return Answer(status, "")
         retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
         if 300 <= status < 400:
-            return Answer(status, f"HTTP {status} (redirect not followed)", retry_after)
-        return Answer(status, f"HTTP {status}", retry_after)
+            return Answer(status, f"HTTP {status} (redirect not followed)", retry_after, "redirect")
+        kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if 500 <= status < 600 else "http_other"
+        return Answer(status, f"HTTP {status}", retry_after, kind)
 
     async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> Answer:
         """One try: POST ``body`` and tell how it ended, in the contract's words. A request not yet written on a
@@ -203,7 +213,7 @@ class Egress:
         assert self._fresh is not None
         refused = self.refuse(endpoint)
         if refused is not None:
-            return Answer(None, refused)
+            return Answer(None, refused, outcome="blocked")
         url = self._url(endpoint)
         deadline = time.monotonic() + self._timeout_s
         try:
@@ -216,7 +226,11 @@ class Egress:
                 raise TimeoutError
             return await self._send(self._fresh, url, _Body(body, None), headers, _limit(left))
         except _FAILURES as exc:
-            return Answer(None, self._failure(exc))
+            error = self._failure(exc)
+            kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
+            if error.startswith(BLOCKED):
+                kind = "blocked"
+            return Answer(None, error, outcome=kind)
 
     async def _send(
         self,

@@ -12,6 +12,7 @@ from webhook_manager.delivery.dispatcher import Dispatcher
 from webhook_manager.delivery.egress import Egress
 from webhook_manager.delivery.purger import Purger
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
+from webhook_manager.observability.metrics import NO_METRICS, Metrics
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -24,15 +25,17 @@ class Pipeline:
     """Batcher, dispatcher and purger over one store; the :class:`~webhook_manager.delivery.notifier.Notifier`
     of its process."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock = SYSTEM_CLOCK, metrics: Metrics = NO_METRICS
+    ) -> None:
         self.store = store
         self.egress = Egress(
             timeout_s=settings.delivery_timeout_s,
             accept_any_2xx=settings.accept_any_2xx,
             allow_private=settings.allow_private_endpoints,
         )
-        self.dispatcher = Dispatcher(store, settings, self.egress, clock)
-        self.batcher = Batcher(store, settings, on_formed=self.dispatcher.notify, clock=clock)
+        self.dispatcher = Dispatcher(store, settings, self.egress, clock, metrics)
+        self.batcher = Batcher(store, settings, on_formed=self.dispatcher.notify, clock=clock, metrics=metrics)
         self.purger = Purger(store, settings, clock)
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []

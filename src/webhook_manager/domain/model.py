@@ -325,3 +325,51 @@ class Backlog:
     """Since when the webhook due longest has been due."""
     webhooks_in_flight: int
     """Being tried now, by any process (leased)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointReport:
+    """How the tries to one endpoint went since a time, for ``status``."""
+
+    endpoint: str
+    tries: int
+    successes: int
+    """Tries that sent their webhook (answered 200, or any 2xx with ``accept_any_2xx``)."""
+    p50_ms: int
+    """The median try's duration, to two significant digits rounded down (exact below 100 ms)."""
+    p99_ms: int
+    """The 99th percentile of the tries' durations (nearest rank), to two significant digits rounded down."""
+    last_failure_at_ms: int | None
+    """When the last failed try of the period started; None when none failed."""
+    last_failure: str
+    """Why that try failed (``HTTP 500``, ``connection failed: …``); empty when none failed."""
+
+    @property
+    def success_rate(self) -> float:
+        """The share of tries that sent their webhook, 0 to 1."""
+        return self.successes / self.tries if self.tries else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FailedWebhook:
+    """A webhook that ended failed (no try left, or its configuration disabled or removed), for ``status``."""
+
+    id: str
+    client_code: str
+    table: str
+    action: str
+    endpoint: str
+    tries: int
+    last_failure: str
+    failed_at_ms: int
+    """When it ended failed: its last try's end, or when its configuration went."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePosition:
+    """How far a capture source has been recorded, and when its position last moved, for ``status``."""
+
+    source: str
+    client_code: str
+    position: str
+    updated_at_ms: int

@@ -11,11 +11,14 @@ from webhook_manager.domain.model import (
     Backlog,
     CapturedGroup,
     CapturedTable,
+    CapturePosition,
     Configuration,
     ConfigurationCaps,
     ConfigurationInput,
     DueWebhook,
+    EndpointReport,
     EventRecord,
+    FailedWebhook,
     FormWebhooks,
     Session,
     User,
@@ -247,4 +250,26 @@ class Store(Protocol):
     async def backlog(self, now_ms: int) -> Backlog:
         """What waits at ``now_ms``: events not yet in webhooks, webhooks pending, retrying, due and in flight,
         and the oldest of them (one read; it scans the unsent rows, so callers space their calls out)."""
+        ...
+
+    async def endpoint_report(self, since_ms: int) -> list[EndpointReport]:
+        """How the tries that started at or after ``since_ms`` went, per endpoint (by name; only endpoints tried
+        since): tries, successes, the median and 99th percentile of their durations (to two significant
+        digits, rounded down; exact below 100 ms) and the last failure. Tries have no index on their time (it
+        would slow every try's insert), so this scans every try the store keeps (two reads of them, grouped in
+        the store): for ``status``, not for a tight loop."""
+        ...
+
+    async def failed_webhooks(self, limit: int) -> list[FailedWebhook]:
+        """The ``limit`` webhooks that ended failed most recently, newest first (through the index of finished
+        webhooks, walking past the sent ones among them)."""
+        ...
+
+    async def capture_report(self) -> list[CapturePosition]:
+        """Every capture source's position and when it last moved, by source."""
+        ...
+
+    async def unapplied_migrations(self) -> list[int]:
+        """The schema versions this code has that the store has not applied (all of them on a store never
+        migrated); reads only, so a read-only command can tell that the store needs ``migrate``."""
         ...

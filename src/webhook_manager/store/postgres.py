@@ -107,7 +107,7 @@ class PostgresConnector:
 
     @classmethod
     async def open(cls, url: str) -> PostgresConnector:
-        """Connect a small pool; StoreUnavailable when the server cannot be reached."""
+        """Connect a small pool; StoreUnavailable when the server cannot be reached or refuses the connection."""
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -116,7 +116,7 @@ class PostgresConnector:
                 command_timeout=60,
                 server_settings={"lock_timeout": str(LOCK_TIMEOUT_MS)},
             )
-        except UNAVAILABLE as exc:
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:  # the server's refusal too: no such database or role
             raise StoreUnavailable(f"store unavailable: {exc}") from exc
         return cls(pool, url)
 

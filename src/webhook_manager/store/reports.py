@@ -3,14 +3,17 @@ apart from :mod:`.sql_store`'s verbs, which change things; like them, nothing he
 
 from __future__ import annotations
 
-from webhook_manager.domain.model import Backlog
-from webhook_manager.store.dialect import Connector, Db
+from collections.abc import Sequence
+
+from webhook_manager.domain.model import Backlog, CapturePosition, EndpointReport, FailedWebhook
+from webhook_manager.store.dialect import Connector, Db, Row
 
 
 class Reports:
     """The report verbs of :class:`~webhook_manager.store.sql_store.SqlStore`, over its connector."""
 
     _c: Connector
+    _migrations: list[tuple[int, str]]
 
     async def backlog(self, now_ms: int) -> Backlog:
         async def read(db: Db) -> Backlog:
@@ -30,3 +33,66 @@ class Reports:
             )
 
         return await self._c.read(read)
+
+    async def endpoint_report(self, since_ms: int) -> list[EndpointReport]:
+        async def read(db: Db) -> tuple[list[Row], list[Row]]:
+            return await db.fetch("endpoint_tries", since_ms), await db.fetch("endpoint_last_failures", since_ms)
+
+        counted, failures = await self._c.read(read)
+        last_failures = {row[0]: (int(row[1]), str(row[2])) for row in failures}
+        by_endpoint: dict[str, list[tuple[int, int, int]]] = {}
+        for endpoint, duration_ms, tries, successes in counted:
+            by_endpoint.setdefault(endpoint, []).append((int(duration_ms), int(tries), int(successes)))
+        reports = []
+        for endpoint, histogram in sorted(by_endpoint.items()):  # by name alike on both stores, whatever the collation
+            failed_at, failure = last_failures.get(endpoint, (None, ""))
+            reports.append(
+                EndpointReport(
+                    endpoint=endpoint,
+                    tries=sum(tries for _, tries, _ in histogram),
+                    successes=sum(successes for _, _, successes in histogram),
+                    p50_ms=percentile(histogram, 50),
+                    p99_ms=percentile(histogram, 99),
+                    last_failure_at_ms=failed_at,
+                    last_failure=failure,
+                )
+            )
+        return reports
+
+    async def failed_webhooks(self, limit: int) -> list[FailedWebhook]:
+        async def read(db: Db) -> list[Row]:
+            return await db.fetch("failed_webhooks", limit)
+
+        return [
+            FailedWebhook(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6], int(row[7]))
+            for row in await self._c.read(read)
+        ]
+
+    async def capture_report(self) -> list[CapturePosition]:
+        async def read(db: Db) -> list[Row]:
+            return await db.fetch("capture_positions")
+
+        positions = [CapturePosition(row[0], row[1], row[2], int(row[3])) for row in await self._c.read(read)]
+        return sorted(positions, key=lambda p: p.source)  # by name alike on both stores, whatever the collation
+
+    async def unapplied_migrations(self) -> list[int]:
+        async def read(db: Db) -> set[int]:
+            if not await db.fetch_value("has_migrations_table"):
+                return set()
+            return {int(row[0]) for row in await db.fetch("applied_migrations")}
+
+        applied = await self._c.read(read)
+        return [version for version, _ in self._migrations if version not in applied]
+
+
+def percentile(histogram: Sequence[tuple[int, int, int]], percent: int) -> int:
+    """The nearest-rank percentile of a histogram of (value, count, …) rows in ascending order of value: the
+    smallest value at or below which at least ``percent`` % of the counts lie."""
+    total = sum(count for _, count, *_ in histogram)
+    rank = max(1, -(-total * percent // 100))  # ceil(total × percent / 100), in integers
+    seen = 0
+    for value, count, *_ in histogram:
+        seen += count
+        if seen >= rank:
+            return value
+    raise ValueError("an empty histogram has no percentiles")

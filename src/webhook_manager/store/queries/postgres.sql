@@ -127,3 +127,9 @@ DELETE FROM webhooks WHERE seq = ANY (ARRAY(SELECT seq FROM webhooks
 -- name: purge_processed_bundles
 DELETE FROM event_bundles WHERE seq = ANY (ARRAY(SELECT seq FROM event_bundles
     WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2))
+
+-- reports (metrics and the status command)
+
+-- name: has_migrations_table
+-- as the other queries find it: in the search path
+SELECT count(*) FROM (SELECT to_regclass('schema_migrations') AS t) AS found WHERE t IS NOT NULL

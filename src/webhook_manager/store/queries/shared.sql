@@ -171,3 +171,36 @@ SELECT coalesce(sum(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
     min(CASE WHEN due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) THEN due_at END),
     coalesce(sum(CASE WHEN lease_until > $1 THEN 1 ELSE 0 END), 0)
 FROM webhooks WHERE due_at IS NOT NULL
+
+-- name: endpoint_tries
+-- every try since $1 per endpoint, counted by duration to two significant digits (exact below 100 ms), so the
+-- rows are a few hundred per endpoint at most however many tries there were; attempts has no index on at
+-- (it would slow every try's insert): this scans every try kept
+SELECT w.endpoint,
+    CASE WHEN a.duration_ms < 100 THEN a.duration_ms
+        WHEN a.duration_ms < 1000 THEN a.duration_ms / 10 * 10
+        WHEN a.duration_ms < 10000 THEN a.duration_ms / 100 * 100
+        WHEN a.duration_ms < 100000 THEN a.duration_ms / 1000 * 1000
+        ELSE a.duration_ms / 10000 * 10000 END,
+    count(*), coalesce(sum(CASE WHEN a.error = '' THEN 1 ELSE 0 END), 0)
+FROM attempts a JOIN webhooks w ON w.seq = a.webhook_seq
+WHERE a.at >= $1
+GROUP BY 1, 2 ORDER BY 1, 2
+
+-- name: endpoint_last_failures
+-- the last failed try since $1 per endpoint (a scan, as endpoint_tries)
+SELECT endpoint, at, error FROM (
+    SELECT w.endpoint, a.at, a.error,
+        row_number() OVER (PARTITION BY w.endpoint ORDER BY a.at DESC, a.webhook_seq DESC, a.try DESC) AS n
+    FROM attempts a JOIN webhooks w ON w.seq = a.webhook_seq
+    WHERE a.at >= $1 AND a.error <> ''
+) AS failures WHERE n = 1
+
+-- name: failed_webhooks
+-- newest first, through the index of finished webhooks (walking past the sent ones)
+SELECT id, client_code, table_name, action, endpoint, tries, last_failure, processed_at FROM webhooks
+WHERE due_at IS NULL AND status = 'failed'
+ORDER BY processed_at DESC, seq DESC LIMIT $1
+
+-- name: capture_positions
+SELECT source, client_code, position, updated_at FROM capture_positions ORDER BY source

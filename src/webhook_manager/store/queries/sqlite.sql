@@ -108,3 +108,8 @@ DELETE FROM webhooks WHERE seq IN
 -- name: purge_processed_bundles
 DELETE FROM event_bundles WHERE seq IN (SELECT seq FROM event_bundles
     WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2)
+
+-- reports (metrics and the status command)
+
+-- name: has_migrations_table
+SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
