@@ -163,6 +163,19 @@ def _serve_http(settings: Settings, *, run_pipeline: bool, bootstrap_account: bo
     )
 
 
+def _http_settings(
+    config: Path | None, host: str | None, port: int | None, allow_private: bool | None, log_format: LogFormat | None
+) -> Settings:
+    """The settings of ``serve`` and ``api`` with their flags (a flag not given leaves the setting as it is)."""
+    return load_settings(
+        config,
+        host=host,
+        port=port,
+        allow_private_endpoints=allow_private or None,
+        log_format=log_format and log_format.value,
+    )
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -173,13 +186,7 @@ def serve(
     log_format: LogFormatOption = None,
 ) -> None:
     """Run the API and the pipeline in one process (the embedded default)."""
-    settings = load_settings(
-        config,
-        host=host,
-        port=port,
-        allow_private_endpoints=allow_private_endpoints or None,
-        log_format=log_format and log_format.value,
-    )
+    settings = _http_settings(config, host, port, allow_private_endpoints, log_format)
     _serve_http(settings, run_pipeline=True, bootstrap_account=bootstrap_account)
 
 
@@ -193,13 +200,7 @@ def api(
     log_format: LogFormatOption = None,
 ) -> None:
     """Run only the HTTP API; `worker` processes form and send the webhooks (for PostgreSQL)."""
-    settings = load_settings(
-        config,
-        host=host,
-        port=port,
-        allow_private_endpoints=allow_private_endpoints or None,
-        log_format=log_format and log_format.value,
-    )
+    settings = _http_settings(config, host, port, allow_private_endpoints, log_format)
     _serve_http(settings, run_pipeline=False, bootstrap_account=bootstrap_account)
 
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from webhook_manager.delivery.signing import standard_signature, verify_hmac
-from webhook_manager.service import ListenError, base_url
+from webhook_manager.service import base_url, serving_site
 
 VALID = "valid"
 ABSENT = "absent"
@@ -207,15 +205,6 @@ def emit(text: str) -> None:
     sys.stdout.flush()
 
 
-def _reason(exc: OSError) -> str:
-    """Why a socket could not be bound, in the system's words."""
-    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
-        text = exc.strerror or str(exc)
-    else:
-        text = os.strerror(exc.errno)
-    return text[:1].lower() + text[1:]
-
-
 async def _answer(options: Options, out: Callable[[str], None], request: web.Request) -> web.StreamResponse:
     try:
         raw = await request.read()
@@ -241,23 +230,14 @@ def banner(options: Options, port: int) -> str:
 
 
 async def listen(options: Options, out: Callable[[str], None] = emit) -> None:
-    """Receive webhooks on any path by POST until SIGTERM or SIGINT, printing each; :class:`ListenError` when
-    the address cannot be bound."""
+    """Receive webhooks on any path by POST until SIGTERM or SIGINT, printing each;
+    :class:`~webhook_manager.service.ListenError` when the address cannot be bound."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_route("POST", "/{path:.*}", partial(_answer, options, out))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
-    await runner.setup()
-    try:
-        try:
-            await web.TCPSite(runner, options.host, options.port).start()
-        except OSError as exc:
-            where = f"{options.host}:{options.port}"
-            raise ListenError(f"cannot listen on {where} (--host, --port): {_reason(exc)}") from None
-        out(banner(options, runner.addresses[0][1]))
+    async with serving_site(app, options.host, options.port, "--host, --port", shutdown_timeout=SHUTDOWN_S) as port:
+        out(banner(options, port))
         await stop.wait()
-    finally:
-        await runner.cleanup()

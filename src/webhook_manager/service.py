@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from webhook_manager.settings import Settings
 from webhook_manager.store import Store, migrated_store, open_store
 
 if TYPE_CHECKING:  # the HTTP side (FastAPI, uvicorn, aiohttp) is imported by the commands that run it
+    from aiohttp import web
+
     from webhook_manager.api.context import ServiceApp
     from webhook_manager.delivery.pipeline import Pipeline
 
@@ -281,22 +284,39 @@ async def _metrics_port(service: Service) -> AsyncIterator[None]:
 
     app = web.Application()
     app.router.add_get("/metrics", scrape)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        try:
-            await web.TCPSite(runner, settings.host, settings.metrics_port).start()
-        except OSError as exc:
-            raise ListenError(
-                f"could not serve metrics on {settings.host}:{settings.metrics_port}"
-                f" (WEBHOOK_MANAGER_METRICS_PORT): {os.strerror(exc.errno) if exc.errno else exc}"
-            ) from None
+    async with serving_site(app, settings.host, settings.metrics_port, "WEBHOOK_MANAGER_METRICS_PORT"):
         logging.getLogger("webhook_manager.metrics").info(
             "metrics at %s/metrics", base_url(settings.host, settings.metrics_port)
         )
         yield
+
+
+@asynccontextmanager
+async def serving_site(app: web.Application, host: str, port: int, named_by: str, **runner: Any) -> AsyncIterator[int]:
+    """A small aiohttp ``app`` (``listen``, a worker's ``/metrics``) served on ``host``:``port`` while the block
+    runs; yields the port bound (``port`` 0 binds a free one). ListenError in one line when it cannot bind,
+    naming the flags or settings that say where (``named_by``). ``runner``: more AppRunner options."""
+    from aiohttp import web
+
+    site_runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner)
+    await site_runner.setup()
+    try:
+        try:
+            await web.TCPSite(site_runner, host, port).start()
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {host}:{port} ({named_by}): {bind_failure(exc)}") from None
+        yield site_runner.addresses[0][1]
     finally:
-        await runner.cleanup()
+        await site_runner.cleanup()
+
+
+def bind_failure(exc: OSError) -> str:
+    """Why a socket could not be bound, in the system's words (asyncio's own message repeats the address)."""
+    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
+        text = exc.strerror or str(exc)
+    else:
+        text = os.strerror(exc.errno)
+    return text[:1].lower() + text[1:]
 
 
 async def prepare_capture(spec: CaptureSpec, settings: Settings, *, teardown: bool) -> str:

@@ -97,9 +97,18 @@ def test_json_logs_are_one_object_a_line_with_no_secret_in_them(workdir: Path, r
     assert any("/api/?request=verifyUser" in message and "password=***" in message for message in access), access
     assert any("jwt=***" in message for message in access), access
     assert any(line["logger"] == "uvicorn.error" for line in lines)
-    for line in lines:  # a line that says which webhook it is about names the right one, and its client
-        if "webhook_id" in line:
-            assert (line["webhook_id"], line.get("client_code")) == (webhook["id"], "100"), line
+    # the failed try is one warning line naming the webhook, its configuration, host, client and try
+    [tried] = [line for line in lines if "webhook_id" in line]
+    assert tried["level"] == "warning", tried
+    located = {key: tried[key] for key in ("webhook_id", "configuration_id", "endpoint_host", "client_code")}
+    assert located == {
+        "webhook_id": webhook["id"],
+        "configuration_id": made.json()["id"],
+        "endpoint_host": "127.0.0.1",
+        "client_code": "100",
+    }
+    assert tried["try_number"] == 1
+    assert "HTTP 500" in tried["message"]
 
     output = stdout + stderr
     for secret in secrets:

@@ -107,7 +107,7 @@ def test_a_worker_whose_metrics_port_is_taken_says_so(tmp_path: Path) -> None:
         done = wm(tmp_path, "worker", env=env)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        f"webhook-manager: error: could not serve metrics on 127.0.0.1:{port} (WEBHOOK_MANAGER_METRICS_PORT):"
-        " Address already in use"
+        f"webhook-manager: error: cannot listen on 127.0.0.1:{port} (WEBHOOK_MANAGER_METRICS_PORT):"
+        " address already in use"
     )
     assert "Traceback" not in done.stderr
