@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -146,8 +147,9 @@ class Metrics:
             self.events_received.labels(source)
             self.events_recorded.labels(source)
             self.events_dropped.labels(source)
-        for status in ("sent", "failed"):
-            self.webhooks_ended.labels(status)
+        self._ended = {status: self.webhooks_ended.labels(status) for status in ("sent", "failed")}
+        self._try_children: dict[object, tuple[Any, Any]] = {}
+        self._formed_children: dict[tuple[str, str], Any] = {}
 
     # what happens
 
@@ -161,22 +163,35 @@ class Metrics:
 
     def formed(self, webhooks: Sequence[NewWebhook]) -> None:
         """Webhooks were formed (and stored)."""
+        children = self._formed_children
+        observe = self.webhook_events.observe
         for w in webhooks:
-            self.webhooks_formed.labels(self._tables(w.table), w.action).inc()
-            self.webhook_events.observe(w.event_count)
+            child = children.get((w.table, w.action))
+            if child is None:
+                if len(children) > 4 * MAX_LABEL_VALUES:
+                    children.clear()
+                child = children[(w.table, w.action)] = self.webhooks_formed.labels(self._tables(w.table), w.action)
+            child.inc()
+            observe(w.event_count)
 
     def try_ended(
         self, outcome: str, duration_s: float, host: str, *, first_age_s: float | None, ended: str | None
     ) -> None:
         """A try ended with ``outcome`` after ``duration_s``; ``first_age_s`` is its oldest event's age when this
         was the webhook's first try; ``ended`` is ``sent`` or ``failed`` when the webhook ended with it."""
-        labels = (outcome, self._hosts(host)) if self._endpoint_host else (outcome,)
-        self.tries.labels(*labels).inc()
-        self.try_duration.labels(*labels).observe(duration_s)
+        key = (outcome, host) if self._endpoint_host else outcome
+        children = self._try_children.get(key)
+        if children is None:  # a try's series, looked up once (labels() costs a lock and a dict per call)
+            if len(self._try_children) > 4 * MAX_LABEL_VALUES:
+                self._try_children.clear()
+            labels = (outcome, self._hosts(host)) if self._endpoint_host else (outcome,)
+            children = self._try_children[key] = (self.tries.labels(*labels), self.try_duration.labels(*labels))
+        children[0].inc()
+        children[1].observe(duration_s)
         if first_age_s is not None:
             self.first_send_age.observe(max(first_age_s, 0.0))
         if ended is not None:
-            self.webhooks_ended.labels(ended).inc()
+            self._ended[ended].inc()
 
     def changes_captured(self, source: str, count: int) -> None:
         """``count`` changes were read from capture ``source``."""
