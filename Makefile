@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format install clean
+.PHONY: run listen test lint format install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# `make run RUN_ARGS=--allow-private-endpoints` lets endpoints on this machine (such as `make listen`) be used.
+RUN_ARGS ?=
+LISTEN_ARGS ?=
+
 run: install
-	$(BIN)/webhook-manager serve
+	$(BIN)/webhook-manager serve $(RUN_ARGS)
+
+# A local receiver that prints each webhook with its signatures checked: `make listen LISTEN_ARGS="--secret S"`.
+listen: install
+	$(BIN)/webhook-manager listen $(LISTEN_ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -17,6 +17,7 @@ import orjson
 from webhook_manager.domain.errors import WebhookManagerError
 from webhook_manager.domain.model import Backlog, CapturePosition, EndpointReport, FailedWebhook
 from webhook_manager.domain.timefmt import rfc3339_ms
+from webhook_manager.observability.redaction import redacted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,12 +76,13 @@ async def gather(store: Store, url: str, now_ms: int) -> StatusReport:
 
 def without_credentials(url: str) -> str:
     """``url`` without the ``user:password@`` of its authority (``https://u:p@host/x`` → ``https://host/x``):
-    whatever comes before the last ``@`` between ``//`` and the first ``/``, ``?`` or ``#`` after it."""
+    whatever comes before the last ``@`` between ``//`` and the first ``/``, ``?`` or ``#`` after it; and the
+    values of secret query parameters (``?token=…``, ``?password=…``) as ``***``."""
     head, sep, rest = url.partition("//")
     if not sep:
         return url
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    return head + sep + rest[:end].rpartition("@")[2] + rest[end:]
+    return redacted(head + sep + rest[:end].rpartition("@")[2] + rest[end:])  # and secret query values
 
 
 # JSON
@@ -146,6 +148,7 @@ def as_json(report: StatusReport) -> dict[str, Any]:
                 "position": c.position,
                 "updated_at": rfc3339_ms(c.updated_at_ms),
                 "updated_age_s": _age_s(now, c.updated_at_ms),
+                "lag_s": None if c.lag_ms is None else c.lag_ms / 1000,
             }
             for c in report.captures
         ],
@@ -258,9 +261,10 @@ def write_text(report: StatusReport, out: IO[str] = sys.stdout) -> None:
         )
     _print(console, failed, "no failed webhooks")
 
-    captures = _table("Capture sources", "source", "client", "position", "moved at")
+    captures = _table("Capture sources", "source", "client", "position", "moved at", "lag then")
     for c in report.captures:
-        captures.add_row(c.source, c.client_code, c.position, _when(now, c.updated_at_ms))
+        lag = "" if c.lag_ms is None else age(c.lag_ms / 1000)
+        captures.add_row(c.source, c.client_code, c.position, _when(now, c.updated_at_ms), lag)
     _print(console, captures, "no capture source has recorded anything")
 
 

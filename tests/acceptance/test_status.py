@@ -64,7 +64,7 @@ def make_state(url: str) -> Made:
                 ]
             )
             await store.record_events("100", "product", "insert", three, 3, now - 2000)
-            await store.record_captured("100", "sqlite:app.db", None, "42", [], now - 5000)
+            await store.record_captured("100", "sqlite:app.db", None, "42", [], now - 5000, committed_ms=now - 8000)
             return a[1].id
         finally:
             await store.close()
@@ -133,7 +133,13 @@ def assert_reported(answer: dict[str, Any], made: Made, store_shown: str) -> Non
             }
         ],
         "capture_sources": [
-            {"source": "sqlite:app.db", "client_code": "100", "position": "42", "updated_at": rfc3339_ms(now - 5000)}
+            {
+                "source": "sqlite:app.db",
+                "client_code": "100",
+                "position": "42",
+                "updated_at": rfc3339_ms(now - 5000),
+                "lag_s": 3.0,  # its newest change was 3 s old when it was recorded
+            }
         ],
     }
 

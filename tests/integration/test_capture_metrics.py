@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +17,7 @@ from tests.integration.pipeline_helpers import add_configuration
 from tests.waiting import wait_until_async
 from webhook_manager.capture.source import source_for
 from webhook_manager.capture.supervisor import prepare_source, run_capture
+from webhook_manager.domain.errors import StoreUnavailable
 from webhook_manager.observability.metrics import Metrics
 from webhook_manager.store import Store
 
@@ -41,7 +43,7 @@ async def test_capture_counts_changes_kept_and_dropped_and_its_lag(app: AppDb, s
     await asyncio.to_thread(app.create_product_table)
     await add_configuration(store, "https://receiver.example/hook")  # product inserts only: updates are dropped
     spec = app.spec()
-    source = spec.describe()
+    source = spec.label
     metrics = Metrics()
     await prepare_source(spec, lambda: contextlib.nullcontext(store))
     await asyncio.to_thread(
@@ -94,3 +96,59 @@ def test_an_outbox_source_counts_the_changes_not_yet_read(tmp_path: Path) -> Non
             assert reader.pending_changes() == 15  # type: ignore[attr-defined]
         finally:
             reader.close()
+
+
+class FailingStore:
+    """The store, but recording captured changes fails while ``failing`` is set (an outage of the store)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def record_captured(self, *args: Any, **kwargs: Any) -> int:
+        if self.failing:
+            raise StoreUnavailable("store unavailable: the test's outage")
+        return await self._store.record_captured(*args, **kwargs)
+
+
+async def test_the_lag_grows_while_changes_cannot_be_recorded_and_is_0_once_they_are(app: AppDb, store: Store) -> None:
+    await asyncio.to_thread(app.create_product_table)
+    await add_configuration(store, "https://receiver.example/hook")
+    spec = app.spec()
+    metrics = Metrics()
+    await prepare_source(spec, lambda: contextlib.nullcontext(store))
+    await asyncio.to_thread(
+        app.executemany, "INSERT INTO product (id, name) VALUES (?, ?)", [(i, "a") for i in range(1, 11)]
+    )
+    outage = FailingStore(store)
+    task = asyncio.create_task(run_capture(spec, cast(Store, outage), "UTC", lambda: None, metrics))
+    lag_key = ("webhook_manager_capture_lag_seconds", (("source", spec.label),))
+    captured_key = ("webhook_manager_captured_changes_total", (("source", spec.label),))
+    try:
+        samples: Samples = {}
+
+        async def lagging() -> bool:
+            nonlocal samples
+            samples = await scrape(metrics, store)
+            return (samples.get(lag_key) or 0) >= 0.5
+
+        async with asyncio.timeout(30):
+            await wait_until_async(lagging, what=lambda: f"a lag of 0.5 s while the store is out: {samples}")
+        assert samples.get(captured_key, 0) == 0  # nothing recorded: nothing counted
+
+        outage.failing = False
+
+        async def caught_up() -> bool:
+            nonlocal samples
+            samples = await scrape(metrics, store)
+            return samples.get(captured_key) == 10 and samples.get(lag_key) == 0
+
+        async with asyncio.timeout(30):
+            await wait_until_async(caught_up, what=lambda: f"10 changes recorded and no lag: {samples}")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -473,3 +473,21 @@ def test_a_body_of_exactly_64_kib_is_accepted(http: httpx.Client, login: Any, ch
     assert len(exact) == MAX_BODY
     made = check.config(send(http, "POST", alice, body=exact))
     assert listing(http, check, alice) == [made]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PATCH", "/v1/webhook-configuration", "GET, POST"),
+        ("POST", "/v1/webhook-configuration/6b0f3e20a049c314b70179db", "GET, PUT, DELETE"),
+        ("GET", "/v1/webhook/6b0f3e20a049c314b70179db/resend", "POST"),
+        ("DELETE", "/healthz", "GET"),
+    ],
+)
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_takes(
+    http: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    answer = http.request(method, path)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allow
+    assert answer.json() == {"error": "Method Not Allowed"}

@@ -3,7 +3,9 @@ store-level gauges while a backlog builds and after it drains (docs/metrics.md).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,10 +13,17 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.clock import FakeClock
 from tests.conftest import Client, create_account, serving, verify_user
+from tests.integration.pipeline_helpers import add_configuration, record
 from tests.receiver import ThreadedReceiver
 from tests.waiting import wait_until
+from webhook_manager.delivery.batcher import Batcher
+from webhook_manager.delivery.pipeline import Pipeline
+from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
+from webhook_manager.observability.metrics import Metrics
 from webhook_manager.settings import Settings
+from webhook_manager.store import Store
 
 PASSWORD = "correct horse battery"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -51,6 +60,13 @@ def receiver() -> Iterator[ThreadedReceiver]:
     r = ThreadedReceiver()
     yield r
     r.stop()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound once, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def settings_for(store_url: str, **changes: Any) -> Settings:
@@ -93,6 +109,8 @@ def test_counters_and_histograms_after_a_known_workload(store_url: str, receiver
         configure(http, who, "product", "update", receiver.url("/status/500"))
         configure(http, who, "product", "delete", receiver.url("/redirect"))
         configure(http, who, "invoice", "insert", receiver.url("/hang"))
+        configure(http, who, "order", "insert", receiver.url("/status/404"))
+        configure(http, who, "stock", "insert", f"http://127.0.0.1:{closed_port()}/")  # connection refused
         before = scrape(http)
         assert value(before, "webhook_manager_tries_total", outcome="success") == 0  # every outcome shows, at 0
         assert value(before, "webhook_manager_events_received_total", source="api") == 0
@@ -101,6 +119,8 @@ def test_counters_and_histograms_after_a_known_workload(store_url: str, receiver
         post_events(http, who, "product", "update", 1)
         post_events(http, who, "product", "delete", 2)
         post_events(http, who, "invoice", "insert", 1)
+        post_events(http, who, "order", "insert", 1)
+        post_events(http, who, "stock", "insert", 1)
         assert post_events(http, who, "nothing", "insert", 5)["recorded"] == 0  # no configuration: dropped
 
         def all_tried() -> Samples | None:
@@ -108,32 +128,33 @@ def test_counters_and_histograms_after_a_known_workload(store_url: str, receiver
             ended = sum(
                 value(samples, "webhook_manager_webhooks_ended_total", status=s) or 0 for s in ("sent", "failed")
             )
-            return samples if ended == 6 else None
+            return samples if ended == 8 else None
 
-        samples = wait_until(all_tried, what="six webhooks ended")
+        samples = wait_until(all_tried, what="eight webhooks ended")
 
-    assert value(samples, "webhook_manager_events_received_total", source="api") == 259
-    assert value(samples, "webhook_manager_events_recorded_total", source="api") == 254
+    assert value(samples, "webhook_manager_events_received_total", source="api") == 261
+    assert value(samples, "webhook_manager_events_recorded_total", source="api") == 256
     assert value(samples, "webhook_manager_events_dropped_total", source="api") == 5
     assert value(samples, "webhook_manager_webhooks_formed_total", table="product", action="insert") == 3
     assert value(samples, "webhook_manager_webhooks_formed_total", table="product", action="update") == 1
     assert value(samples, "webhook_manager_webhooks_formed_total", table="product", action="delete") == 1
     assert value(samples, "webhook_manager_webhooks_formed_total", table="invoice", action="insert") == 1
-    assert value(samples, "webhook_manager_webhook_events_count") == 6
-    assert value(samples, "webhook_manager_webhook_events_sum") == 254
-    assert value(samples, "webhook_manager_webhook_events_bucket", le="50.0") == 4  # 1, 2, 1 and the 50
+    assert value(samples, "webhook_manager_webhooks_formed_total", table="order", action="insert") == 1
+    assert value(samples, "webhook_manager_webhook_events_count") == 8
+    assert value(samples, "webhook_manager_webhook_events_sum") == 256
+    assert value(samples, "webhook_manager_webhook_events_bucket", le="50.0") == 6  # 1, 2, 1, 1, 1 and the 50
     tries = {
         outcome: value(samples, "webhook_manager_tries_total", outcome=outcome)
         for outcome in ("success", "http_4xx", "http_5xx", "http_other", "redirect", "timeout", "connection", "blocked")
     }
     assert tries == {
         "success": 3,
-        "http_4xx": 0,
+        "http_4xx": 1,
         "http_5xx": 1,
         "http_other": 0,
         "redirect": 1,
         "timeout": 1,
-        "connection": 0,
+        "connection": 1,
         "blocked": 0,
     }
     assert value(samples, "webhook_manager_try_duration_seconds_count", outcome="success") == 3
@@ -142,8 +163,8 @@ def test_counters_and_histograms_after_a_known_workload(store_url: str, receiver
     assert value(samples, "webhook_manager_try_duration_seconds_bucket", outcome="timeout", le="0.25") == 0
     assert value(samples, "webhook_manager_try_duration_seconds_bucket", outcome="timeout", le="1.0") == 1
     assert value(samples, "webhook_manager_webhooks_ended_total", status="sent") == 3
-    assert value(samples, "webhook_manager_webhooks_ended_total", status="failed") == 3
-    assert value(samples, "webhook_manager_event_age_at_first_send_seconds_count") == 6
+    assert value(samples, "webhook_manager_webhooks_ended_total", status="failed") == 5
+    assert value(samples, "webhook_manager_event_age_at_first_send_seconds_count") == 8
     assert value(samples, "webhook_manager_tries_in_flight") == 0
     assert not [name for name, labels in samples if any(k == "endpoint_host" for k, _ in labels)]  # off by default
 
@@ -212,3 +233,56 @@ def test_metrics_off_means_no_metrics_page(store_url: str) -> None:
         httpx.Client(base_url=live.url, timeout=30) as http,
     ):
         assert http.get("/metrics").status_code == 404
+
+
+async def test_gauges_are_the_stores_backlog_at_the_scrapes_time(store: Store, tmp_path: Path) -> None:
+    clock = FakeClock()
+    metrics = Metrics(refresh_s=0)
+    await add_configuration(store, "https://receiver.example/hook", clock=clock)
+    await record(store, range(1, 251), clock=clock)
+    clock.advance(5000)
+    waiting = await scrape_metrics(metrics, store, clock)
+    assert waiting["webhook_manager_pending_events"] == 250
+    assert waiting["webhook_manager_oldest_pending_event_age_seconds"] == 5.0
+    assert waiting["webhook_manager_webhooks_due"] == 0
+    # formed (no dispatcher): three webhooks due since now, the oldest of them due 2 s when scraped
+    batcher = Batcher(store, settings_for(f"sqlite:///{tmp_path / 'unused.db'}"), lambda: None, clock, metrics)
+    assert await batcher.run_once() == (3, None)
+    clock.advance(2000)
+    due = await scrape_metrics(metrics, store, clock)
+    assert due["webhook_manager_pending_events"] == 0
+    assert due["webhook_manager_oldest_pending_event_age_seconds"] == 0
+    assert due["webhook_manager_webhooks_pending"] == 3
+    assert due["webhook_manager_webhooks_due"] == 3
+    assert due["webhook_manager_oldest_due_webhook_age_seconds"] == 2.0
+    assert due["webhook_manager_webhooks_formed_total{action=insert,table=product}"] == 3
+
+
+async def test_a_blocked_try_counts_as_blocked(store: Store, tmp_path: Path) -> None:
+    metrics = Metrics(refresh_s=0)
+    settings = settings_for(f"sqlite:///{tmp_path / 'unused.db'}", allow_private_endpoints=False)
+    await add_configuration(store, "http://127.0.0.1:9/hook")  # stored as it is: the API would refuse it
+    await record(store, [1])
+    pipeline = Pipeline(store, settings, metrics=metrics)
+    await pipeline.egress.start()
+    try:
+        await pipeline.run_once()
+    finally:
+        await pipeline.egress.close()
+    samples = await scrape_metrics(metrics, store, SYSTEM_CLOCK)
+    assert samples["webhook_manager_tries_total{outcome=blocked}"] == 1
+    assert samples["webhook_manager_webhooks_ended_total{status=failed}"] == 1
+    assert samples["webhook_manager_event_age_at_first_send_seconds_count"] == 0  # nothing was sent
+
+
+async def scrape_metrics(metrics: Metrics, store: Store, clock: Clock) -> dict[str, float]:
+    """The samples of ``metrics`` at ``clock``'s now, by ``name{label=value,…}`` (no labels: the bare name)."""
+    text = (await metrics.exposition(store, clock.now_ms)).decode()
+    return {
+        sample.name
+        + (
+            "{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}" if sample.labels else ""
+        ): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

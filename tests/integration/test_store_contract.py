@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import sqlite3
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import orjson
 import pytest
 
 from webhook_manager.delivery.batching import plan_batches
-from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached
+from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached, NotFound
 from webhook_manager.domain.ids import new_id
 from webhook_manager.domain.model import (
     Action,
@@ -26,11 +26,13 @@ from webhook_manager.domain.model import (
     Configuration,
     ConfigurationCaps,
     ConfigurationInput,
+    DueWebhook,
     EndpointReport,
     EventStatus,
     FailedWebhook,
     Formed,
     FormWebhooks,
+    MinuteCounts,
     NewWebhook,
     PendingBundle,
     Session,
@@ -59,7 +61,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6, 7]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6, 7, 8]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:
@@ -342,6 +344,23 @@ async def test_claims_lease_respect_the_per_endpoint_share_and_log_tries(store: 
     assert len(await store.claim_due_webhooks(6000, 100, 1000, {}, 100)) == 50 - 2
 
 
+async def test_forming_tells_the_webhooks_it_stored_once_they_are_committed(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.create_configuration(configuration("100", 2, table="invoice"))
+    await store.record_events("100", "product", "insert", ITEMS, 250, 3)
+    await store.record_events("100", "invoice", "insert", ITEMS, 250, 3)
+    told: list[list[str]] = []
+
+    def stored(webhooks: Sequence[NewWebhook]) -> None:
+        told.append([w.id for w in webhooks])
+
+    assert await store.form_webhooks(forming(), 4, stored=stored) == (6, None)
+    # each subject's round once committed on PostgreSQL; the run, one transaction, at its end on SQLite
+    assert len(told) == (1 if store.single_process else 2)
+    listed = {w.id for w in await store.list_webhooks("100", None, None, 100)}
+    assert sorted(i for ids in told for i in ids) == sorted(listed)
+
+
 async def test_backlog_counts_what_waits_and_claims_say_whose_and_how_old(store: Store) -> None:
     assert await store.backlog(10) == Backlog(0, None, 0, 0, 0, None, 0)
     c = configuration("100", 1)
@@ -619,17 +638,21 @@ async def test_the_capture_report_gives_each_sources_position_and_when_it_moved(
     assert await store.capture_report() == []
     await store.record_captured("100", "sqlite:b", None, "17", [], 1000)
     await store.record_captured("200", "mysql:a", None, "binlog.000001:4:-1", [], 2000)
-    await store.record_captured("100", "sqlite:b", "17", "18", [], 3000)
+    await store.record_captured("100", "sqlite:b", "17", "18", [], 3000, committed_ms=2500)
     assert await store.capture_report() == [
         CapturePosition("mysql:a", "200", "binlog.000001:4:-1", 2000),
-        CapturePosition("sqlite:b", "100", "18", 3000),
+        CapturePosition("sqlite:b", "100", "18", 3000, 2500),
     ]
+    # a later move that does not say when its newest change was committed keeps the time known
+    await store.record_captured("100", "sqlite:b", "18", "19", [], 4000)
+    [_, moved] = await store.capture_report()
+    assert (moved.position, moved.committed_at_ms, moved.lag_ms) == ("19", 2500, 1500)
 
 
 async def test_unapplied_migrations_tell_a_store_that_needs_migrate_without_changing_it(blank_store_url: str) -> None:
     store = await open_store(blank_store_url)
     try:
-        assert await store.unapplied_migrations() == [1, 2, 3, 4, 5, 6, 7]
+        assert await store.unapplied_migrations() == [1, 2, 3, 4, 5, 6, 7, 8]
         tables = (
             "SELECT name FROM sqlite_master"
             if blank_store_url.startswith("sqlite:///")
@@ -640,3 +663,133 @@ async def test_unapplied_migrations_tell_a_store_that_needs_migrate_without_chan
         assert await store.unapplied_migrations() == []
     finally:
         await store.close()
+
+
+# what a dashboard reads: the log's paging and status filter, one client's endpoint report, webhooks per minute
+
+
+async def test_the_log_pages_with_before_and_filters_by_status(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.create_configuration(configuration("200", 1))
+    await store.record_events("100", "product", "insert", ITEMS, 250, 2)
+    await store.record_events("200", "product", "insert", orjson.dumps([{"rowId": 1}]), 1, 2)
+    assert await store.form_webhooks(forming(max_events=1), 3) == (251, None)
+    everything = await store.list_webhooks("100", None, None, 1000)
+    log_order = [w.id for w in everything]  # newest first
+    assert len(set(log_order)) == 250
+
+    pages: list[list[str]] = []
+    before = None
+    while page := await store.list_webhooks("100", None, None, 100, before=before):
+        pages.append([w.id for w in page])
+        before = page[-1].id
+    assert [len(p) for p in pages] == [100, 100, 50]
+    assert [i for p in pages for i in p] == log_order  # each once, in order
+
+    claimed = [w for w in await store.claim_due_webhooks(10, 20, 1000, {}, 20) if w.client_code == "100"]
+    outcomes = [AttemptOutcome(w.seq, 20, 5, 200, "", True, None) for w in claimed[:3]]
+    outcomes += [AttemptOutcome(w.seq, 20, 5, 500, "HTTP 500", False, 5000) for w in claimed[3:5]]
+    outcomes += [AttemptOutcome(w.seq, 20, 5, None, "connection refused", False, None) for w in claimed[5:7]]
+    await store.record_attempts(outcomes)
+
+    def newest_first(webhooks: list[DueWebhook]) -> list[str]:
+        return sorted((w.id for w in webhooks), key=log_order.index)
+
+    async def listed(status: str | None, before: str | None = None, table: str | None = None) -> list[str]:
+        return [w.id for w in await store.list_webhooks("100", table, None, 1000, status=status, before=before)]
+
+    sent, retrying, failed = newest_first(claimed[:3]), newest_first(claimed[3:5]), newest_first(claimed[5:7])
+    assert await listed("sent") == sent
+    assert await listed("retrying") == retrying
+    assert await listed("failed") == failed
+    assert await listed("pending") == [i for i in log_order if i not in {*sent, *retrying, *failed}]
+    assert await listed("failed", before=failed[0]) == failed[1:]  # both filters at once
+    assert await listed("sent", before=log_order[-1]) == []  # nothing is older than the oldest
+    assert await listed(None, before=log_order[0], table="invoice") == []
+    assert await listed(None, before=log_order[0], table="product") == log_order[1:]
+    [theirs] = await store.list_webhooks("200", None, None, 100)
+    for unknown in (theirs.id, new_id()):  # another client's webhook is as unknown as one that never was
+        with pytest.raises(NotFound):
+            await store.list_webhooks("100", None, None, 100, before=unknown)
+    assert await store.list_webhooks("200", None, None, 100, before=theirs.id) == []
+
+
+async def test_the_endpoint_report_of_one_client_counts_only_the_tries_of_its_webhooks(store: Store) -> None:
+    await _tried_endpoints(store)  # client 100's
+    t = HOUR_START
+    c = configuration("200", 1)
+    theirs = Configuration(c.id, "200", "product", Action.INSERT, "https://a.example/hook", "s", False, 1, 1)
+    await store.create_configuration(theirs)  # the same endpoint as client 100's a
+    two = orjson.dumps([{"rowId": i, "timestamp": "2020-01-01 00:00:00", "data": None} for i in range(2)])
+    await store.record_events("200", "product", "insert", two, 2, t + 500)
+    assert await store.form_webhooks(forming(max_events=1), t + 500) == (2, None)
+    claimed = await store.claim_due_webhooks(t + 550, 100, 10**6, {}, 10)
+    assert [w.client_code for w in claimed] == ["200", "200"]  # nothing of client 100's is due
+    await store.record_attempts(
+        [
+            AttemptOutcome(claimed[0].seq, t + 600, 40, 200, "", True, None),
+            AttemptOutcome(claimed[1].seq, t + 610, 60, 404, "HTTP 404", False, None),
+        ]
+    )
+    a = EndpointReport("https://a.example/hook", 4, 2, 20, 1200, t + 400, "HTTP 502")
+    b = EndpointReport("https://b.example/hook", 2, 0, 7, 99, t + 300, "connection refused")
+    assert await store.endpoint_report(t, client_code="100") == [a, b]  # as before client 200's tries
+    assert await store.endpoint_report(t, client_code="200") == [
+        EndpointReport("https://a.example/hook", 2, 1, 40, 60, t + 610, "HTTP 404")
+    ]
+    assert await store.endpoint_report(t, client_code="300") == []
+    assert await store.endpoint_report(t + 601, client_code="200") == [
+        EndpointReport("https://a.example/hook", 1, 0, 60, 60, t + 610, "HTTP 404")
+    ]
+    # Without a client, every client's tries count (the status command's report): 10, 20, 30, 40, 60, 1200 ms.
+    assert await store.endpoint_report(t) == [
+        EndpointReport("https://a.example/hook", 6, 3, 30, 1200, t + 610, "HTTP 404"),
+        b,
+    ]
+
+
+MINUTE_MS = 60_000
+
+
+async def test_webhooks_per_minute_count_the_clients_sent_and_failed_by_the_minute_they_ended(store: Store) -> None:
+    m0 = (HOUR_START // MINUTE_MS + 1) * MINUTE_MS  # a minute's start
+    mine = configuration("100", 1)
+    await store.create_configuration(mine)
+    await store.create_configuration(configuration("200", 1))
+    ten = orjson.dumps([{"rowId": i, "timestamp": "2020-01-01 00:00:00", "data": None} for i in range(10)])
+    await store.record_events("100", "product", "insert", ten, 10, m0 - 30_000)
+    await store.record_events("200", "product", "insert", orjson.dumps([{"rowId": 1}]), 1, m0 - 30_000)
+    assert await store.form_webhooks(forming(max_events=1), m0 - 20_000) == (11, None)
+    claimed = await store.claim_due_webhooks(m0 - 10_000, 100, 1000, {}, 100)
+    w = [c for c in claimed if c.client_code == "100"]
+    [theirs] = [c for c in claimed if c.client_code == "200"]
+    assert len(w) == 10
+    await store.record_attempts(
+        [  # a webhook ends when its last try does: at + duration
+            AttemptOutcome(w[0].seq, m0 - 5_000, 10, 200, "", True, None),  # in the minute before
+            AttemptOutcome(w[1].seq, m0 + 1_000, 500, 200, "", True, None),
+            AttemptOutcome(w[2].seq, m0 + 59_000, 999, 200, "", True, None),  # ends at 59.999 s: minute 0
+            AttemptOutcome(w[3].seq, m0 + 59_500, 500, 200, "", True, None),  # ends at 60 s: minute 1
+            AttemptOutcome(w[4].seq, m0 + 61_000, 10, 500, "HTTP 500", False, None),  # failed for good
+            AttemptOutcome(w[5].seq, m0 + 62_000, 10, 500, "HTTP 500", False, m0 + 10**7),  # retrying: not ended
+            AttemptOutcome(w[6].seq, m0 + 3 * MINUTE_MS + 5, 10, 200, "", True, None),
+            AttemptOutcome(theirs.seq, m0 + 1_000, 10, 200, "", True, None),  # another client's
+        ]
+    )  # w[7:] were claimed and never logged: in flight, not ended
+
+    def minutes(*counts: tuple[int, int]) -> list[MinuteCounts]:
+        return [MinuteCounts(m0 + i * MINUTE_MS, sent, failed) for i, (sent, failed) in enumerate(counts)]
+
+    now = m0 + 3 * MINUTE_MS + 30_000
+    assert await store.webhooks_per_minute("100", m0, now) == minutes((2, 0), (1, 1), (0, 0), (1, 0))
+    assert await store.webhooks_per_minute("100", m0 + 30_000, now) == minutes((2, 0), (1, 1), (0, 0), (1, 0))
+    assert await store.webhooks_per_minute("100", m0 - MINUTE_MS, m0 - 1) == [MinuteCounts(m0 - MINUTE_MS, 1, 0)]
+    assert await store.webhooks_per_minute("100", m0 + MINUTE_MS, m0 + MINUTE_MS) == [
+        MinuteCounts(m0 + MINUTE_MS, 1, 1)
+    ]
+    assert await store.webhooks_per_minute("200", m0, m0 + MINUTE_MS) == minutes((1, 0), (0, 0))
+    assert await store.webhooks_per_minute("300", m0, now) == minutes((0, 0), (0, 0), (0, 0), (0, 0))
+    # Removing the configuration ends its unsent webhooks failed, the retrying one and those whose lease ran out:
+    # they count in the minute it went.
+    assert await store.remove_configuration("100", mine.id, m0 + 2 * MINUTE_MS + 10)
+    assert await store.webhooks_per_minute("100", m0, now) == minutes((2, 0), (1, 1), (0, 4), (1, 0))

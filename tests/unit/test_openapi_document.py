@@ -40,6 +40,8 @@ STATUSES = {
     "getWebhook": {400, 401, 404, 503},
     "resendWebhook": {400, 401, 404, 409, 503},
     "getWebhookTypes": {401, 503},
+    "getEndpointHealth": {400, 401, 503},
+    "getWebhookStats": {400, 401, 503},
     "healthz": set(),
     "readyz": {503},
 }

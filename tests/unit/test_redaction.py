@@ -17,6 +17,14 @@ from webhook_manager.observability.redaction import SecretsRedacted, redacted
         ("/v1/x?jwt=a.b.c;token=t&identityToken=i", "/v1/x?jwt=***;token=***&identityToken=***"),
         ("/api/?request=verifyUser&username=bob", "/api/?request=verifyUser&username=bob"),
         ("/api/?mysessionKey=kept", "/api/?mysessionKey=kept"),  # only the parameters of those names
+        ("postgresql://app:pw@db/shop", "postgresql://app:***@db/shop"),
+        (
+            "postgres postgresql://app@db/shop?password=hunter2&sslpassword=x",
+            "postgres postgresql://app@db/shop?password=***&sslpassword=***",
+        ),
+        ("mysql://root:p%40ss@127.0.0.1:3306/app?x=1", "mysql://root:***@127.0.0.1:3306/app?x=1"),
+        ("https://hooks.example/x?api_key=k1&token=t&keep=1", "https://hooks.example/x?api_key=***&token=***&keep=1"),
+        ("cannot send: no user in mailto:bob@example.com", "cannot send: no user in mailto:bob@example.com"),
     ],
 )
 def test_secret_parameters_are_hidden(given: str, expected: str) -> None:

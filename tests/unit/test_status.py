@@ -24,6 +24,8 @@ from webhook_manager.store.reports import percentile
         ("postgresql://wm:secret@db:5432/wm", "postgresql://db:5432/wm"),
         ("sqlite:///var/a@b.db", "sqlite:///var/a@b.db"),
         ("not a url", "not a url"),
+        ("postgresql://wm@db/wm?sslmode=require&password=hunter2", "postgresql://db/wm?sslmode=require&password=***"),
+        ("https://hooks.example/x?token=abc&keep=1", "https://hooks.example/x?token=***&keep=1"),
     ],
 )
 def test_credentials_are_dropped_from_urls(url: str, shown: str) -> None:

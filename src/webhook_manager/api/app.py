@@ -12,11 +12,23 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from webhook_manager import __version__
-from webhook_manager.api import configurations, docs, erply, events, health, metrics, openapi, webhook_types, webhooks
+from webhook_manager.api import (
+    configurations,
+    docs,
+    erply,
+    events,
+    health,
+    health_reports,
+    metrics,
+    openapi,
+    webhook_types,
+    webhooks,
+)
 from webhook_manager.api.context import ApiContext, ServiceApp
+from webhook_manager.api.portal import router as portal_router
 from webhook_manager.api.responses import JSONResponse, error_response
 from webhook_manager.delivery.notifier import NO_PIPELINE, Notifier
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
@@ -62,10 +74,12 @@ def create_app(
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(webhook_types.router)
+    app.include_router(health_reports.router)
     app.include_router(health.router)
     if observed.enabled:
         app.include_router(metrics.router)
     app.include_router(docs.router)
+    app.include_router(portal_router)  # the dashboard at /
     openapi.install(app)
     _map_errors(app)
     return app
@@ -100,10 +114,16 @@ def _map_errors(app: FastAPI) -> None:
         return error_response(500, "internal error")
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method of the routes at the request's path (Starlette's 405 names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods
-    return sorted(methods)
+    """Every method some route answers at the request's path (Starlette's 405 names only the first route's):
+    each method is matched as a request of it would be, through the routes' own ``matches`` (FastAPI wraps
+    included routers in routes of its own, so the routes' paths and methods are not read directly)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]

@@ -50,6 +50,10 @@ _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 ENDPOINT_PATTERN = f"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\\.{_LABEL})*(?::{_PORT})?(?:[/?#][!-\\[\\]-~]*)?$"
 
+MAX_REPORT_MINUTES = 1440
+"""The longest period of the delivery reports (``minutes``), a day: the store keeps finished webhooks
+``retention_hours``, 24 by default."""
+
 Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["5dd63cc81810fd18722e23df"])]
 Table = Annotated[str, Field(pattern=TABLE, description="A table or custom event name", examples=["product"])]
 Time = Annotated[
@@ -213,6 +217,40 @@ class WebhookTypes(_Output):
 
     captured: list[CapturedType] = Field(description="By table name")
     custom: list[CustomType] = Field(description="By table name; the only ones that may carry confirm")
+
+
+class EndpointHealth(_Output):
+    """How the tries of the client's webhooks to one endpoint went in the last minutes (extension)."""
+
+    endpoint: Endpoint
+    tries: int = Field(ge=1)
+    successes: int = Field(ge=0, description="Tries that sent their webhook")
+    successRate: float = Field(ge=0, le=1, description="successes / tries")
+    p50Ms: int = Field(
+        ge=0, description="The median try's duration, to two significant digits rounded down (exact below 100 ms)"
+    )
+    p99Ms: int = Field(ge=0, description="The 99th percentile (nearest rank) of the tries' durations, likewise")
+    lastFailureAt: Time | None = Field(description="When the last failed try started; null when none failed")
+    lastFailure: str | None = Field(
+        description="Why it failed, in plain words (`HTTP 500`, `timed out after 5.0 s`, …); null when none failed"
+    )
+
+
+class MinuteCount(_Output):
+    """How many of the client's webhooks ended in one minute (by when their last try ended)."""
+
+    at: Annotated[Time, Field(description="The minute's start")]
+    sent: int = Field(ge=0)
+    failed: int = Field(ge=0, description="Also those failed because their configuration was disabled or removed")
+
+
+class WebhookStats(_Output):
+    """The client's webhooks that ended sent or failed in each of the last minutes (extension)."""
+
+    from_: Annotated[Time, Field(alias="from", description="The first minute's start")]
+    minutes: list[MinuteCount] = Field(
+        min_length=1, max_length=MAX_REPORT_MINUTES, description="One per minute, oldest first; the current one last"
+    )
 
 
 class Health(_Output):

@@ -1,4 +1,5 @@
-"""``/v1/webhook``: the delivery log (Swagger v1.18.3), one webhook's detail and resend (extensions)."""
+"""``/v1/webhook``: the delivery log (Swagger v1.18.3; its ``status`` filter and paging are extensions), one
+webhook's detail and resend (extensions)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,21 @@ from fastapi import APIRouter
 
 from webhook_manager.api import schemas
 from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, StoreDep
-from webhook_manager.api.params import ActionFilter, IdPath, Limit, TableFilter, check_limit, checked_id, optional_time
+from webhook_manager.api.params import (
+    ActionFilter,
+    Before,
+    IdPath,
+    Limit,
+    StatusFilter,
+    TableFilter,
+    check_before,
+    check_limit,
+    check_status,
+    checked_id,
+    optional_time,
+)
 from webhook_manager.api.responses import JSONResponse
-from webhook_manager.domain.errors import Conflict, NotFound
+from webhook_manager.domain.errors import Conflict, InvalidInput, NotFound
 from webhook_manager.domain.model import WebhookRecord
 from webhook_manager.domain.timefmt import rfc3339_ms
 from webhook_manager.ingest.fields import check_action, check_table
@@ -55,11 +68,19 @@ async def list_webhooks(
     table: TableFilter = None,
     action: ActionFilter = None,
     limit: Limit = None,
+    status: StatusFilter = None,
+    before: Before = None,
 ) -> JSONResponse:
-    """The client's webhooks, newest first."""
+    """The client's webhooks, newest first; ``status`` and ``before`` (paging) are extensions."""
     table = None if not table else check_table(table)
     action_value = None if not action else check_action(action).value
-    webhooks = await store.list_webhooks(session.client_code, table, action_value, check_limit(limit))
+    count, status, before = check_limit(limit), check_status(status), check_before(before)
+    try:
+        webhooks = await store.list_webhooks(
+            session.client_code, table, action_value, count, status=status, before=before
+        )
+    except NotFound:  # another client's webhook is no more found than one that does not exist
+        raise InvalidInput("before", "no such webhook") from None
     return JSONResponse([webhook_json(w) for w in webhooks])
 
 

@@ -75,9 +75,13 @@ class Changes:
             for rid, committed_ms, data in rows:
                 yield Change(table, action, rid, committed_ms, data)
 
-    def newest_ms(self) -> int | None:
-        """The commit time of the newest change (each subject's last), None when there are none."""
-        return max((rows[-1][1] for rows in self._subjects.values() if rows), default=None)
+    def commit_span(self) -> tuple[int | None, int | None]:
+        """The commit times of the oldest and the newest change (each subject's first and last, as changes are
+        in the order read), None when there are none."""
+        subjects = [rows for rows in self._subjects.values() if rows]
+        if not subjects:
+            return None, None
+        return min(rows[0][1] for rows in subjects), max(rows[-1][1] for rows in subjects)
 
     def subjects(self) -> Iterable[tuple[tuple[str, str], list[tuple[Any, int, Any]]]]:
         """(table, action) → its changes as (row id, commit ms, data), in the order read."""
@@ -97,8 +101,6 @@ class Batch:
     """How many changes it holds (set when ``changes`` become ``groups``)."""
     newest_ms: int | None = None
     """The commit time of its newest change, as the source gives it (for the capture's lag)."""
-    drained: bool = False
-    """True when the read that made it took all the source had then."""
 
 
 def json_or_text(text: str | bytes) -> Any:

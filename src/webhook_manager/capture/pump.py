@@ -48,12 +48,8 @@ class Pump:
     ) -> None:
         self._source = source
         self._metrics = metrics
-        self._label = source.spec.describe()
-        # the lag: 0 while the last batch recorded drained the source; otherwise now minus the commit time of
-        # the newest change recorded
-        self._recorded_ms: int | None = None
-        self._drained = True
-        self._waiting: int | None = None
+        self._label = source.spec.label
+        self._lag = Lag()
         self._counted_at = -COUNT_EVERY_S
         self._key = key
         self._store = store
@@ -71,29 +67,40 @@ class Pump:
         client_code = self._source.spec.client_code
         thread = threading.Thread(target=self._read_loop, name=f"capture-{key}", daemon=True)
         thread.start()
-        self._metrics.watch_capture(self._label, CaptureState(self._lag_s, lambda: self._waiting))
+        lag = self._lag
+        self._metrics.watch_capture(self._label, CaptureState(lag.seconds, lambda: lag.waiting))
+        failed = True
         try:
             while True:
                 item = await self._queue.get()
                 if item is _END:
+                    failed = False
                     return
                 if isinstance(item, BaseException):
                     raise item
                 batch: Batch = item
+                at = now_ms()
+                # a batch that only moves the position (the source is idle) is nothing behind
+                committed = batch.newest_ms if batch.count else at
                 kept = await self._store.record_captured(
-                    client_code, key, position, batch.position, batch.groups, now_ms()
+                    client_code, key, position, batch.position, batch.groups, at, committed_ms=committed
                 )
                 position = batch.position
                 self._acks.append(batch.ack)
                 self._room.release()
+                lag.recorded(batch.newest_ms)
                 self._metrics.changes_captured(self._label, batch.count)
                 self._metrics.events_in("capture", batch.count, kept)
-                self._recorded_ms = batch.newest_ms if batch.newest_ms is not None else self._recorded_ms
-                self._drained = batch.drained and self._queue.empty()
                 if kept:
                     self._on_recorded()
+        except asyncio.CancelledError:
+            failed = False  # stopped: its series go
+            raise
         finally:
-            self._metrics.watch_capture(self._label, None)
+            if failed:  # its series stay, the lag growing, until a capture of the source runs again
+                lag.down()
+            else:
+                self._metrics.watch_capture(self._label, None)
             self._stop.set()
             self._room.release()
             await asyncio.to_thread(thread.join)
@@ -114,14 +121,12 @@ class Pump:
                 self._count_waiting()
                 batch = source.read(BATCH_LIMIT, READ_WAIT_S)
                 if batch is None:
-                    self._drained = self._queue.empty()  # nothing new, and all read is recorded
-                    self._waiting = 0 if self._waiting is not None else None  # nothing waits in the source now
+                    self._lag.read_nothing()
                     self._room.release()
                     continue
-                batch.count, batch.newest_ms = len(batch.changes), batch.changes.newest_ms()
-                batch.drained = batch.count < BATCH_LIMIT
-                if self._waiting is not None:  # what was counted, less what was read, until the next count
-                    self._waiting = 0 if batch.drained else max(self._waiting - batch.count, 0)
+                batch.count = len(batch.changes)
+                oldest_ms, batch.newest_ms = batch.changes.commit_span()
+                self._lag.read(oldest_ms, batch.count)
                 batch.groups = to_groups(batch.changes, self._formatter)
                 batch.changes = Changes()
                 self._put(batch)
@@ -130,11 +135,6 @@ class Pump:
         else:
             self._put(_END)
 
-    def _lag_s(self) -> float:
-        if self._drained or self._recorded_ms is None:
-            return 0.0
-        return max(now_ms() - self._recorded_ms, 0) / 1000
-
     def _count_waiting(self) -> None:
         """Ask the source how many changes wait in it, at most every COUNT_EVERY_S (on the reading thread: the
         source's connection is this thread's)."""
@@ -142,11 +142,60 @@ class Pump:
         if count is None or not self._metrics.enabled or time.monotonic() - self._counted_at < COUNT_EVERY_S:
             return
         self._counted_at = time.monotonic()
-        self._waiting = count()
+        self._lag.waiting = count()
 
     def _put(self, item: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+
+class Lag:
+    """How far behind its source a capture is, for its metrics. The reading thread says what it read, the loop
+    what it recorded (deque appends and pops, and plain assignments, are safe across the two).
+
+    The lag is 0 while the last read found nothing new and everything read is recorded; with batches read and
+    not yet recorded, it is the age (by commit time) of the oldest change among them; otherwise (changes
+    streaming in) the age of the newest change recorded. Once the capture has failed, it is at least the time
+    since it failed, until a capture of the source runs again.
+    """
+
+    def __init__(self) -> None:
+        self._unrecorded: deque[int | None] = deque()  # the oldest commit time of each batch read, not recorded
+        self._recorded_ms: int | None = None
+        self._idle = False
+        self._down_ms: int | None = None
+        self.waiting: int | None = None
+        """Changes waiting in the source (where it can tell): what it last counted, less what was read since."""
+
+    def read(self, oldest_ms: int | None, count: int) -> None:
+        self._idle = False
+        self._unrecorded.append(oldest_ms)
+        if self.waiting is not None:
+            self.waiting = max(self.waiting - count, 0)
+
+    def read_nothing(self) -> None:
+        self._idle = True
+        if self.waiting is not None:
+            self.waiting = 0
+
+    def recorded(self, newest_ms: int | None) -> None:
+        self._unrecorded.popleft()
+        if newest_ms is not None:
+            self._recorded_ms = newest_ms
+
+    def down(self) -> None:
+        self._down_ms = now_ms()
+
+    def seconds(self) -> float:
+        now = now_ms()
+        since: int | None = None
+        if self._unrecorded:
+            since = next((ms for ms in list(self._unrecorded) if ms is not None), None)
+        elif not self._idle:
+            since = self._recorded_ms
+        if self._down_ms is not None:
+            since = self._down_ms if since is None else min(since, self._down_ms)
+        return 0.0 if since is None else max(now - since, 0) / 1000
 
 
 async def blocking(fn: Callable[..., T], *args: Any) -> T:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webhook_manager.ingest.fields import TABLE_PATTERN
+from webhook_manager.observability.redaction import redacted
 
 _SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
 
@@ -92,8 +93,11 @@ class CaptureSpec(BaseModel):
         return f"set up capture of {', '.join(self.tables)} in {where}"
 
     def describe(self) -> str:
-        """Where the source is, for messages: never with a password."""
-        where = (
-            self.database if self.kind == "sqlite" else re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", self.dsn or "")
-        )
-        return f"{self.kind} {where}"
+        """Where the source is, for messages: never with a password (in the user info or the query)."""
+        return f"{self.kind} {redacted((self.database if self.kind == 'sqlite' else self.dsn) or '')}"
+
+    @property
+    def label(self) -> str:
+        """The source's name in metrics: :meth:`describe`, and the slot (or the trigger mode's schema) of a
+        postgres source, so no two ``[[capture]]`` sections share one (the settings refuse two alike)."""
+        return self.describe() + (f" slot {self.slot_name}" if self.kind == "postgres" else "")

@@ -10,7 +10,7 @@ from typing import Any
 from webhook_manager.background import wait_or_timeout
 from webhook_manager.delivery.batching import plan_batches, webhooks_of
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
-from webhook_manager.domain.model import Configuration, Formed, NewWebhook, PendingBundle, Subject
+from webhook_manager.domain.model import Configuration, Formed, PendingBundle, Subject
 from webhook_manager.observability.logs import where
 from webhook_manager.observability.metrics import NO_METRICS, Metrics
 from webhook_manager.settings import Settings
@@ -35,8 +35,7 @@ class Batcher:
         metrics: Metrics = NO_METRICS,
     ) -> None:
         self._store = store
-        self._metrics = metrics
-        self._unstored: list[NewWebhook] = []  # formed in the store's transaction now running: counted once stored
+        self._stored = metrics.formed if metrics.enabled else None  # counts webhooks once they are stored
         self._clock = clock
         self._max_events = settings.batch_max_events
         self._linger_ms = settings.batch_linger_ms
@@ -83,8 +82,6 @@ class Batcher:
         self._decoded = {
             b.seq: b.items for b in bundles if b.decoded and plan.advances.get(b.seq, b.processed_count) < b.event_count
         }
-        if self._metrics.enabled:
-            self._unstored += webhooks
         return Formed(webhooks, list(plan.advances.items()), plan.wake_at_ms)
 
     async def run_once(self) -> tuple[int, int | None]:
@@ -92,11 +89,7 @@ class Batcher:
         and says the rest is due now); return (webhooks made, when a held-back batch comes due)."""
         made = 0
         while True:
-            try:
-                more, wake_at = await self._store.form_webhooks(self.form, self._clock.now_ms())
-            finally:
-                formed, self._unstored = self._unstored, []
-            self._metrics.formed(formed)
+            more, wake_at = await self._store.form_webhooks(self.form, self._clock.now_ms(), stored=self._stored)
             made += more
             if more:
                 self._on_formed()

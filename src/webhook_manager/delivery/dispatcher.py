@@ -147,7 +147,7 @@ class Dispatcher:
         """Count the try, and log it: a failure at info (warning when it was the last try), a success at debug."""
         ended = None if outcome.status is WebhookStatus.RETRYING else outcome.status.value
         first_age_s = None
-        if webhook.tries == 0 and webhook.recorded_at_ms is not None:
+        if webhook.tries == 0 and webhook.recorded_at_ms is not None and answer.outcome != "blocked":
             first_age_s = (outcome.at_ms - webhook.recorded_at_ms) / 1000
         host = self._egress.host(webhook.endpoint)
         self._metrics.try_ended(answer.outcome, duration_s, host, first_age_s=first_age_s, ended=ended)

@@ -329,7 +329,7 @@ class Backlog:
 
 @dataclass(frozen=True, slots=True)
 class EndpointReport:
-    """How the tries to one endpoint went since a time, for ``status``."""
+    """How the tries to one endpoint went since a time, for ``status`` and ``GET /v1/endpoint-health``."""
 
     endpoint: str
     tries: int
@@ -348,6 +348,17 @@ class EndpointReport:
     def success_rate(self) -> float:
         """The share of tries that sent their webhook, 0 to 1."""
         return self.successes / self.tries if self.tries else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCounts:
+    """How many of a client's webhooks ended in one minute, sent and failed, for ``GET /v1/webhook-stats``."""
+
+    at_ms: int
+    """The minute's start (a multiple of 60 000)."""
+    sent: int
+    failed: int
+    """Failed for good: no try left, or their configuration disabled or removed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,3 +384,10 @@ class CapturePosition:
     client_code: str
     position: str
     updated_at_ms: int
+    committed_at_ms: int | None = None
+    """When the newest change of the batch that last moved it was committed in the source (None: not known)."""
+
+    @property
+    def lag_ms(self) -> int | None:
+        """How far behind the source it was when its position last moved."""
+        return None if self.committed_at_ms is None else max(self.updated_at_ms - self.committed_at_ms, 0)

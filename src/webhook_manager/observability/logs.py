@@ -110,9 +110,9 @@ class JsonLines(JsonFormatter):
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         kept = {key: value for key, value in log_data.items() if key in _JSON_KEYS and value is not None}
         kept["level"] = str(kept.get("level", "")).lower()
-        for key in ("message", "exception", "stack"):
-            if isinstance(kept.get(key), str):
-                kept[key] = redacted(kept[key])
+        for key, value in kept.items():  # the location fields too: a capture source names its database
+            if isinstance(value, str):
+                kept[key] = redacted(value)
         return kept
 
 

@@ -212,17 +212,22 @@ class Metrics:
 
     async def exposition(self, store: Store, now_ms: Callable[[], int]) -> bytes:
         """The metrics in Prometheus' text format, the store-level gauges refreshed when older than
-        ``metrics_refresh_s`` (one store read at a time, however many scrapes wait for it)."""
-        if self._store_gauges.stale(self._refresh_s):
-            if self._refreshing is None or self._refreshing.done():
-                self._refreshing = asyncio.create_task(self._refresh(store, now_ms))
-            await asyncio.shield(self._refreshing)
+        ``metrics_refresh_s``: one store read at a time, however many scrapes come; a scrape waits for it at
+        most STORE_READ_TIMEOUT_S, then goes without the gauges (the read goes on, and no other starts)."""
+        reading = self._refreshing
+        if self._store_gauges.stale(self._refresh_s) and (reading is None or reading.done()):
+            reading = self._refreshing = asyncio.create_task(self._refresh(store, now_ms))
+        if reading is not None and not reading.done():
+            done, _ = await asyncio.wait({reading}, timeout=STORE_READ_TIMEOUT_S)
+            if not done:
+                log.warning("metrics: the store took over %.0f s to tell the backlog", STORE_READ_TIMEOUT_S)
+                self._store_gauges.failed()
         return generate_latest(self.registry)
 
     async def _refresh(self, store: Store, now_ms: Callable[[], int]) -> None:
+        at = now_ms()
         try:
-            at = now_ms()
-            backlog = await asyncio.wait_for(store.backlog(at), STORE_READ_TIMEOUT_S)
+            backlog = await store.backlog(at)
         except Exception as exc:  # the gauges are left out until the store answers; the scrape still works
             log.warning("metrics: cannot read the backlog from the store: %s", exc)
             self._store_gauges.failed()

@@ -80,6 +80,10 @@ class Connector(Protocol):
     single_process: bool
     """True when one process at a time uses the store, so leases found at start belong to a dead one."""
 
+    units_commit: bool
+    """True when each unit of a :meth:`steps` run (each :meth:`Db.transaction`) commits by itself; False when
+    the run is one transaction, committed at its end."""
+
     async def read(self, steps: Steps[T]) -> T:
         """Run ``steps`` on a connection that sees committed data; they must not write."""
         ...

@@ -20,6 +20,8 @@ from webhook_manager.domain.model import (
     EventRecord,
     FailedWebhook,
     FormWebhooks,
+    MinuteCounts,
+    NewWebhook,
     Session,
     User,
     WebhookRecord,
@@ -182,15 +184,22 @@ class Store(Protocol):
         position: str,
         groups: Sequence[CapturedGroup],
         now_ms: int,
+        *,
+        committed_ms: int | None = None,
     ) -> int:
         """In one transaction: store each group as :meth:`record_events` would (dropping unmatched ones) and
-        move ``source`` from ``expected`` to ``position``; return how many events were kept. Raises
+        move ``source`` from ``expected`` to ``position``, keeping ``committed_ms`` (when the batch's newest
+        change was committed in the source) with it when given; return how many events were kept. Raises
         CaptureConflict, storing nothing, when the stored position is not ``expected``."""
         ...
 
-    async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
+    async def form_webhooks(
+        self, form: FormWebhooks, now_ms: int, *, stored: Callable[[Sequence[NewWebhook]], None] | None = None
+    ) -> tuple[int, int | None]:
         """Run ``form`` on every subject with pending events and store what it makes, advancing the events
-        in the same transaction; return (webhooks made, earliest time a held-back batch is due)."""
+        in the same transaction; return (webhooks made, earliest time a held-back batch is due). ``stored`` is
+        called with the webhooks of each transaction once it has committed (for counting them; a run that
+        fails half-way may have committed some)."""
         ...
 
     async def claim_due_webhooks(
@@ -218,9 +227,18 @@ class Store(Protocol):
         ...
 
     async def list_webhooks(
-        self, client_code: str, table: str | None, action: str | None, limit: int
+        self,
+        client_code: str,
+        table: str | None,
+        action: str | None,
+        limit: int,
+        *,
+        status: str | None = None,
+        before: str | None = None,
     ) -> list[WebhookRecord]:
-        """The client's webhooks, newest first."""
+        """Up to ``limit`` of the client's webhooks, newest first; only those of ``table``, ``action`` and
+        ``status`` when given, and only those older than the webhook ``before`` (an id), so the page after a list
+        is ``before=`` its last id. Raise NotFound when ``before`` is not one of the client's webhooks."""
         ...
 
     async def get_webhook(self, client_code: str, webhook_id: str) -> tuple[WebhookRecord, bytes, list[Attempt]] | None:
@@ -252,12 +270,20 @@ class Store(Protocol):
         and the oldest of them (one read; it scans the unsent rows, so callers space their calls out)."""
         ...
 
-    async def endpoint_report(self, since_ms: int) -> list[EndpointReport]:
+    async def endpoint_report(self, since_ms: int, *, client_code: str | None = None) -> list[EndpointReport]:
         """How the tries that started at or after ``since_ms`` went, per endpoint (by name; only endpoints tried
         since): tries, successes, the median and 99th percentile of their durations (to two significant
-        digits, rounded down; exact below 100 ms) and the last failure. Tries have no index on their time (it
-        would slow every try's insert), so this scans every try the store keeps (two reads of them, grouped in
-        the store): for ``status``, not for a tight loop."""
+        digits, rounded down; exact below 100 ms) and the last failure; only the tries of ``client_code``'s
+        webhooks when given, else every client's. Tries have no index on their time (it would slow every try's
+        insert), so this scans every try the store keeps (two reads of them, grouped in the store): for
+        ``status`` and a dashboard's refresh, not for a tight loop."""
+        ...
+
+    async def webhooks_per_minute(self, client_code: str, since_ms: int, now_ms: int) -> list[MinuteCounts]:
+        """How many of the client's webhooks ended ``sent`` and ``failed`` (by their ``processed_at``: their
+        last try's end, or when their configuration went) in each minute from the one of ``since_ms`` to the
+        one of ``now_ms``, oldest first, minutes without any included (through the index of finished
+        webhooks)."""
         ...
 
     async def failed_webhooks(self, limit: int) -> list[FailedWebhook]:

@@ -98,6 +98,7 @@ class PostgresConnector:
 
     dialect = "postgres"
     single_process = False
+    units_commit = True  # each unit of a steps run is a transaction of its own
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool

@@ -1,12 +1,15 @@
-"""The store's read-only reports, for metrics and the ``status`` command: what waits, how delivery went. Kept
-apart from :mod:`.sql_store`'s verbs, which change things; like them, nothing here is SQL."""
+"""The store's read-only reports, for metrics, the ``status`` command and the API's delivery reports: what waits,
+how delivery went. Kept apart from :mod:`.sql_store`'s verbs, which change things; like them, nothing here is
+SQL."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from webhook_manager.domain.model import Backlog, CapturePosition, EndpointReport, FailedWebhook
+from webhook_manager.domain.model import Backlog, CapturePosition, EndpointReport, FailedWebhook, MinuteCounts
 from webhook_manager.store.dialect import Connector, Db, Row
+
+MINUTE_MS = 60_000
 
 
 class Reports:
@@ -34,9 +37,10 @@ class Reports:
 
         return await self._c.read(read)
 
-    async def endpoint_report(self, since_ms: int) -> list[EndpointReport]:
+    async def endpoint_report(self, since_ms: int, *, client_code: str | None = None) -> list[EndpointReport]:
         async def read(db: Db) -> tuple[list[Row], list[Row]]:
-            return await db.fetch("endpoint_tries", since_ms), await db.fetch("endpoint_last_failures", since_ms)
+            tries = await db.fetch("endpoint_tries", since_ms, client_code)
+            return tries, await db.fetch("endpoint_last_failures", since_ms, client_code)
 
         counted, failures = await self._c.read(read)
         last_failures = {row[0]: (int(row[1]), str(row[2])) for row in failures}
@@ -59,6 +63,15 @@ class Reports:
             )
         return reports
 
+    async def webhooks_per_minute(self, client_code: str, since_ms: int, now_ms: int) -> list[MinuteCounts]:
+        first, last = since_ms // MINUTE_MS, now_ms // MINUTE_MS
+
+        async def read(db: Db) -> list[Row]:
+            return await db.fetch("webhooks_per_minute", client_code, first * MINUTE_MS, (last + 1) * MINUTE_MS)
+
+        counted = {int(minute): (int(sent), int(failed)) for minute, sent, failed in await self._c.read(read)}
+        return [MinuteCounts(minute * MINUTE_MS, *counted.get(minute, (0, 0))) for minute in range(first, last + 1)]
+
     async def failed_webhooks(self, limit: int) -> list[FailedWebhook]:
         async def read(db: Db) -> list[Row]:
             return await db.fetch("failed_webhooks", limit)
@@ -72,7 +85,10 @@ class Reports:
         async def read(db: Db) -> list[Row]:
             return await db.fetch("capture_positions")
 
-        positions = [CapturePosition(row[0], row[1], row[2], int(row[3])) for row in await self._c.read(read)]
+        positions = [
+            CapturePosition(row[0], row[1], row[2], int(row[3]), None if row[4] is None else int(row[4]))
+            for row in await self._c.read(read)
+        ]
         return sorted(positions, key=lambda p: p.source)  # by name alike on both stores, whatever the collation
 
     async def unapplied_migrations(self) -> list[int]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import orjson
 
-from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached, StoreUnavailable
+from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached, NotFound, StoreUnavailable
 from webhook_manager.domain.model import (
     Attempt,
     AttemptOutcome,
@@ -30,6 +30,7 @@ from webhook_manager.domain.model import (
     EventStatus,
     Formed,
     FormWebhooks,
+    NewWebhook,
     PendingBundle,
     Session,
     Subject,
@@ -51,6 +52,9 @@ FORM_BYTES = 1024 * 1024
 """… and bundles of at most this many bytes of items (always a whole batch's worth at least), and a run of
 form_webhooks stops once it has read this many, so that forming needs little room on a nearly full disk; what
 is left goes in the next run."""
+NO_SEQ = 2**63 - 1
+"""The largest integer of both stores, beyond any webhook's seq: ``list_webhooks`` without ``before`` lists the
+webhooks below it, so its one query always starts its walk of the client's index at a bound."""
 EVENT_NAMES_PER_CLIENT = 1000
 """The most (table, action) names of ``POST /v1/event`` kept per client for the webhook-type catalogue."""
 NOTED_NAMES_KEPT = 100_000
@@ -361,14 +365,16 @@ class SqlStore(Reports):
         position: str,
         groups: Sequence[CapturedGroup],
         now_ms: int,
+        *,
+        committed_ms: int | None = None,
     ) -> int:
         self._check_intake()
 
         async def record(db: Db) -> int:
             if expected is None:
-                moved = await db.execute("start_capture_position", source, client_code, position, now_ms)
+                moved = await db.execute("start_capture_position", source, client_code, position, now_ms, committed_ms)
             else:
-                moved = await db.execute("move_capture_position", source, position, now_ms, expected)
+                moved = await db.execute("move_capture_position", source, position, now_ms, expected, committed_ms)
             if not moved:
                 raise CaptureConflict(f"capture source {source!r} was recorded by another process")
             kept = 0
@@ -384,7 +390,11 @@ class SqlStore(Reports):
 
     # webhooks
 
-    async def form_webhooks(self, form: FormWebhooks, now_ms: int) -> tuple[int, int | None]:
+    async def form_webhooks(
+        self, form: FormWebhooks, now_ms: int, *, stored: Callable[[Sequence[NewWebhook]], None] | None = None
+    ) -> tuple[int, int | None]:
+        told = _Told(stored, each_unit=self._c.units_commit)
+
         async def rounds(db: Db) -> tuple[int, int | None]:
             made, wake_at, read = 0, None, 0
             # Subjects in random order, so that none waits behind another when a run stops short.
@@ -401,6 +411,7 @@ class SqlStore(Reports):
                     continue  # another process forms this subject now
                 formed, complete, size = done
                 made += len(formed.webhooks)
+                told.formed(formed.webhooks)
                 if formed.advances:  # a round that holds its batch back reads it again later
                     read += size
                 if not complete:
@@ -411,7 +422,9 @@ class SqlStore(Reports):
                 self._pending_bytes = int(await db.fetch_value("pending_bytes"))
             return made, wake_at
 
-        return await self._c.steps(rounds)
+        result = await self._c.steps(rounds)
+        told.committed()
+        return result
 
     async def claim_due_webhooks(
         self,
@@ -461,12 +474,25 @@ class SqlStore(Reports):
         return await self._c.write(release)
 
     async def list_webhooks(
-        self, client_code: str, table: str | None, action: str | None, limit: int
+        self,
+        client_code: str,
+        table: str | None,
+        action: str | None,
+        limit: int,
+        *,
+        status: str | None = None,
+        before: str | None = None,
     ) -> list[WebhookRecord]:
-        async def rows(db: Db) -> list[Row]:
-            return await db.fetch("list_webhooks", client_code, table, action, limit)
+        async def rows(db: Db) -> list[Row] | None:
+            below = NO_SEQ if before is None else await db.fetch_value("webhook_seq", before, client_code)
+            if below is None:
+                return None
+            return await db.fetch("list_webhooks", client_code, table, action, limit, status, below)
 
-        return [WebhookRecord.from_row(row) for row in await self._c.read(rows)]
+        found = await self._c.read(rows)
+        if found is None:
+            raise NotFound(f"no webhook with id {before}")
+        return [WebhookRecord.from_row(row) for row in found]
 
     async def get_webhook(self, client_code: str, webhook_id: str) -> tuple[WebhookRecord, bytes, list[Attempt]] | None:
         async def find(db: Db) -> tuple[Row, list[Row]] | None:
@@ -496,6 +522,29 @@ class SqlStore(Reports):
             return webhooks + await db.execute("purge_processed_bundles", before_ms, limit)
 
         return await self._c.write(purge)
+
+
+class _Told:
+    """The webhooks of a forming run, told to ``stored`` once committed: each unit's at once where a unit
+    commits by itself (PostgreSQL), else all of them when the run, one transaction, has (SQLite)."""
+
+    def __init__(self, stored: Callable[[Sequence[NewWebhook]], None] | None, *, each_unit: bool) -> None:
+        self._stored = stored
+        self._each_unit = each_unit
+        self._waiting: list[NewWebhook] = []
+
+    def formed(self, webhooks: Sequence[NewWebhook]) -> None:
+        if self._stored is None or not webhooks:
+            return
+        if self._each_unit:
+            self._stored(webhooks)
+        else:
+            self._waiting.extend(webhooks)
+
+    def committed(self) -> None:
+        if self._stored is not None and self._waiting:
+            self._stored(self._waiting)
+        self._waiting = []
 
 
 def split_claimed(

@@ -164,6 +164,7 @@ class SqliteConnector:
 
     dialect = "sqlite"
     single_process = True
+    units_commit = False  # a steps run is one transaction (one writer)
 
     def __init__(self, path: str, disk_reserve_bytes: int = 0) -> None:
         self._path = path

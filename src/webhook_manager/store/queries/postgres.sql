@@ -105,9 +105,10 @@ FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::te
 WHERE w.seq = t.seq
 
 -- name: list_webhooks
+-- newest first through webhooks_by_client from below seq $6 (the page after a webhook; the largest seq for none)
 SELECT id, table_name, action, endpoint, event_count, status, tries, last_failure, created_at, processed_at
-FROM webhooks WHERE client_code = $1 AND ($2::text IS NULL OR table_name = $2)
-    AND ($3::text IS NULL OR action = $3)
+FROM webhooks WHERE client_code = $1 AND seq < $6 AND ($2::text IS NULL OR table_name = $2)
+    AND ($3::text IS NULL OR action = $3) AND ($5::text IS NULL OR status = $5)
 ORDER BY seq DESC LIMIT $4
 
 -- name: webhook_status
@@ -128,8 +129,17 @@ DELETE FROM webhooks WHERE seq = ANY (ARRAY(SELECT seq FROM webhooks
 DELETE FROM event_bundles WHERE seq = ANY (ARRAY(SELECT seq FROM event_bundles
     WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2))
 
--- reports (metrics and the status command)
+-- reports (metrics, the status command, the API's delivery reports)
 
 -- name: has_migrations_table
 -- as the other queries find it: in the search path
 SELECT count(*) FROM (SELECT to_regclass('schema_migrations') AS t) AS found WHERE t IS NOT NULL
+
+-- name: webhooks_per_minute
+-- client $1's webhooks that ended sent or failed (due_at is null) from $2 to before $3, by the minute they
+-- ended (integer division of bigints); the planner picks the index of finished webhooks or webhooks_by_client
+-- by its statistics
+SELECT processed_at / 60000, sum(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
+    sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)
+FROM webhooks WHERE due_at IS NULL AND processed_at >= $2 AND processed_at < $3 AND client_code = $1
+GROUP BY processed_at / 60000

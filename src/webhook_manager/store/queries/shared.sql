@@ -96,11 +96,13 @@ WHERE client_code = $1 AND table_name = $2 AND action = $3 ORDER BY seq DESC LIM
 SELECT position FROM capture_positions WHERE source = $1
 
 -- name: start_capture_position
-INSERT INTO capture_positions (source, client_code, position, updated_at) VALUES ($1, $2, $3, $4)
+INSERT INTO capture_positions (source, client_code, position, updated_at, committed_at)
+VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT))
 ON CONFLICT (source) DO NOTHING
 
 -- name: move_capture_position
-UPDATE capture_positions SET position = $2, updated_at = $3 WHERE source = $1 AND position = $4
+UPDATE capture_positions SET position = $2, updated_at = $3, committed_at = coalesce(CAST($5 AS BIGINT), committed_at)
+WHERE source = $1 AND position = $4
 
 -- name: forget_capture_position
 DELETE FROM capture_positions WHERE source = $1
@@ -149,6 +151,9 @@ WITH RECURSIVE e(endpoint) AS (
 -- name: release_leases
 UPDATE webhooks SET due_at = $1, lease_until = NULL WHERE lease_until IS NOT NULL AND due_at IS NOT NULL
 
+-- name: webhook_seq
+SELECT seq FROM webhooks WHERE id = $1 AND client_code = $2
+
 -- name: find_webhook
 SELECT id, table_name, action, endpoint, event_count, status, tries, last_failure, created_at, processed_at,
     payload, seq
@@ -157,7 +162,7 @@ FROM webhooks WHERE id = $1 AND client_code = $2
 -- name: attempts_of_webhook
 SELECT at, duration_ms, http_status, error FROM attempts WHERE webhook_seq = $1 ORDER BY try
 
--- reports (metrics and the status command)
+-- reports (metrics, the status command, the API's delivery reports)
 
 -- name: backlog_events
 SELECT coalesce(sum(event_count - processed_count), 0), min(created_at) FROM event_bundles
@@ -173,9 +178,10 @@ SELECT coalesce(sum(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0),
 FROM webhooks WHERE due_at IS NOT NULL
 
 -- name: endpoint_tries
--- every try since $1 per endpoint, counted by duration to two significant digits (exact below 100 ms), so the
--- rows are a few hundred per endpoint at most however many tries there were; attempts has no index on at
--- (it would slow every try's insert): this scans every try kept
+-- every try since $1 per endpoint (of client $2's webhooks; of every client's for null), counted by duration
+-- to two significant digits (exact below 100 ms), so the rows are a few hundred per endpoint at most however
+-- many tries there were; attempts has no index on at (it would slow every try's insert): this scans every try
+-- kept. CAST gives PostgreSQL the type of $2, which IS NULL alone does not.
 SELECT w.endpoint,
     CASE WHEN a.duration_ms < 100 THEN a.duration_ms
         WHEN a.duration_ms < 1000 THEN a.duration_ms / 10 * 10
@@ -184,16 +190,16 @@ SELECT w.endpoint,
         ELSE a.duration_ms / 10000 * 10000 END,
     count(*), coalesce(sum(CASE WHEN a.error = '' THEN 1 ELSE 0 END), 0)
 FROM attempts a JOIN webhooks w ON w.seq = a.webhook_seq
-WHERE a.at >= $1
+WHERE a.at >= $1 AND (CAST($2 AS text) IS NULL OR w.client_code = $2)
 GROUP BY 1, 2 ORDER BY 1, 2
 
 -- name: endpoint_last_failures
--- the last failed try since $1 per endpoint (a scan, as endpoint_tries)
+-- the last failed try since $1 per endpoint, of client $2's webhooks or every client's (a scan, as endpoint_tries)
 SELECT endpoint, at, error FROM (
     SELECT w.endpoint, a.at, a.error,
         row_number() OVER (PARTITION BY w.endpoint ORDER BY a.at DESC, a.webhook_seq DESC, a.try DESC) AS n
     FROM attempts a JOIN webhooks w ON w.seq = a.webhook_seq
-    WHERE a.at >= $1 AND a.error <> ''
+    WHERE a.at >= $1 AND a.error <> '' AND (CAST($2 AS text) IS NULL OR w.client_code = $2)
 ) AS failures WHERE n = 1
 
 -- name: failed_webhooks
@@ -203,4 +209,4 @@ WHERE due_at IS NULL AND status = 'failed'
 ORDER BY processed_at DESC, seq DESC LIMIT $1
 
 -- name: capture_positions
-SELECT source, client_code, position, updated_at FROM capture_positions ORDER BY source
+SELECT source, client_code, position, updated_at, committed_at FROM capture_positions ORDER BY source

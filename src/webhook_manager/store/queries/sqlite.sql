@@ -90,8 +90,10 @@ UPDATE webhooks SET tries = tries + 1, round_tries = round_tries + 1, status = $
 WHERE seq = $1
 
 -- name: list_webhooks
+-- newest first through webhooks_by_client from below seq $6 (the page after a webhook; the largest seq for none)
 SELECT id, table_name, action, endpoint, event_count, status, tries, last_failure, created_at, processed_at
-FROM webhooks WHERE client_code = $1 AND ($2 IS NULL OR table_name = $2) AND ($3 IS NULL OR action = $3)
+FROM webhooks WHERE client_code = $1 AND seq < $6 AND ($2 IS NULL OR table_name = $2)
+    AND ($3 IS NULL OR action = $3) AND ($5 IS NULL OR status = $5)
 ORDER BY seq DESC LIMIT $4
 
 -- name: webhook_status
@@ -109,7 +111,17 @@ DELETE FROM webhooks WHERE seq IN
 DELETE FROM event_bundles WHERE seq IN (SELECT seq FROM event_bundles
     WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2)
 
--- reports (metrics and the status command)
+-- reports (metrics, the status command, the API's delivery reports)
 
 -- name: has_migrations_table
 SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
+
+-- name: webhooks_per_minute
+-- client $1's webhooks that ended sent or failed (due_at is null) from $2 to before $3, by the minute they
+-- ended (integer division), through the index of finished webhooks: SQLite keeps no statistics, and would
+-- walk every webhook the client has through webhooks_by_client instead
+SELECT processed_at / 60000, sum(CASE WHEN status = 'sent' THEN 1 ELSE 0 END),
+    sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)
+FROM webhooks INDEXED BY webhooks_finished
+WHERE due_at IS NULL AND processed_at >= $2 AND processed_at < $3 AND client_code = $1
+GROUP BY processed_at / 60000
