@@ -11,18 +11,20 @@ import contextvars
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from webhook_manager.capture.spec import CaptureSpec
+from webhook_manager.domain.egress_proxy import no_proxy_entries, proxy_problem
 from webhook_manager.store import url_problem
 
 ENV_PREFIX = "WEBHOOK_MANAGER_"
@@ -66,12 +68,20 @@ class Settings(BaseSettings):
     max_configurations_per_subject: int = Field(20, ge=1, le=10_000)
     # Allow endpoints on loopback, private, link-local, multicast and reserved addresses.
     allow_private_endpoints: bool = False
+    # Send every try through this HTTP forward proxy, http://[user:password@]host:port (https:// endpoints by
+    # CONNECT), for one egress address; unset: tries go direct. Endpoints are still checked as without it.
+    egress_proxy: str | None = None
+    # Endpoint hosts that go direct despite egress_proxy, comma-separated: names, .suffixes, IP addresses.
+    egress_no_proxy: Annotated[tuple[str, ...], NoDecode] = ()
     # At most this many tries in flight at once, in all.
     max_in_flight: int = Field(1024, ge=1, le=100_000)
     # At most this many tries in flight to one endpoint, so a slow endpoint cannot hold everyone's share.
     max_in_flight_per_endpoint: int = Field(64, ge=1, le=10_000)
     # Add the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).
     signature_headers: bool = True
+    # A configuration's replaced secret still signs its tries (webhook-signature) beside the new one this many
+    # hours; 0: the new one alone at once.
+    secret_grace_h: float = Field(24.0, ge=0, le=24 * 366)
     # Time zone of the `timestamp` of items in a webhook (an IANA name).
     timezone: str = "UTC"
     # Finished webhooks and processed events are kept this many hours, then purged.
@@ -131,6 +141,19 @@ class Settings(BaseSettings):
                 )
             seen.add(where)
         return specs
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        problem = None if value is None else proxy_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("egress_no_proxy", mode="before")
+    @classmethod
+    def _no_proxy_list(cls, value: Any) -> Any:
+        return no_proxy_entries(value) if isinstance(value, str | list | tuple) else value
 
     @field_validator("public_url")
     @classmethod
@@ -207,6 +230,6 @@ def describe_error(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"unknown setting {name!r} (settings are listed in the README)"
     given = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", str(err["input"]))  # never echo a password
-    if "secret" in name:
+    if "secret" in name or name == "egress_proxy":
         return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}"  # nor a secret
     return f"setting {ENV_PREFIX}{name.upper()} ({name} in the config file): {message}; got {given!r}"

@@ -126,7 +126,7 @@ def test_account_create_refuses_bad_input_naming_the_flag(workdir: Path) -> None
 def test_migrate(workdir: Path) -> None:
     first = wm(workdir, "migrate")
     assert first.returncode == 0
-    assert "applied migrations [1, 2, 3, 4, 5, 6, 7, 8]" in first.stdout
+    assert "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" in first.stdout
     second = wm(workdir, "migrate")
     assert second.returncode == 0
     assert "up to date" in second.stdout

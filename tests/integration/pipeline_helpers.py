@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -24,9 +25,12 @@ async def add_configuration(
     secret: str = "mySecretWord",
     disabled: bool = False,
     clock: Clock = SYSTEM_CLOCK,
+    headers: Mapping[str, str] | None = None,
 ) -> Configuration:
     now = clock.now_ms()
-    c = Configuration(new_id(), client_code, table, Action(action), endpoint, secret, disabled, now, now)
+    c = Configuration(
+        new_id(), client_code, table, Action(action), endpoint, secret, disabled, now, now, headers=headers or {}
+    )
     await store.create_configuration(c)
     return c
 

@@ -5,12 +5,13 @@ Every test runs on each store (the ``store`` fixture of tests/integration/confte
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.clock import FakeClock
 from tests.integration.pipeline_helpers import add_configuration, record
@@ -309,25 +310,68 @@ async def test_an_endpoint_that_never_answers_does_not_slow_a_healthy_one(
         await p.stop()
 
 
-async def test_a_retry_is_signed_with_the_secret_its_body_was_made_with(
+async def test_a_webhook_made_before_a_new_secret_keeps_its_hmac_and_is_signed_with_both_secrets_in_the_grace(
     tmp_path: Path, store: Store, receiver: Receiver, clock: FakeClock
 ) -> None:
     c = await add_configuration(store, receiver.url("/flaky/1"), secret="old", clock=clock)
     await record(store, range(1), clock=clock)
     p = Pipeline(store, make_settings(tmp_path, retry_delay_s=0.01), clock)
-    await p.batcher.run_once()
-    await store.replace_configuration("100", c.id, ConfigurationInput("product", c.action, c.endpoint, "new"), 1)
+    await p.batcher.run_once()  # its body, hmac and all, is made with "old"
+    new = ConfigurationInput("product", c.action, c.endpoint, "new")
+    await store.replace_configuration("100", c.id, new, clock.now_ms(), secret_grace_ms=60_000)
     await p.egress.start()
     try:
-        await p.dispatcher.run_once()
-        clock.advance(50)  # the retry comes due (after 10 ms ± 20 %)
+        await p.dispatcher.run_once()  # in the grace: answered 500
+        clock.advance(60_000)  # the grace ends, and the retry is due
         await p.dispatcher.run_once()
     finally:
         await p.egress.close()
-    assert len(receiver.received) == 2
-    for got in receiver.received:
-        assert got.json["hmac"] == erply_hmac("old", got.json["id"])
-        Webhook(b"old").verify(got.body, got.headers)
+    in_grace, after = receiver.received
+    assert in_grace.body == after.body
+    assert in_grace.json["hmac"] == erply_hmac("old", in_grace.json["id"])  # the body never changes
+    assert len(in_grace.headers["webhook-signature"].split(" ")) == 2
+    Webhook(b"new").verify(in_grace.body, in_grace.headers)
+    Webhook(b"old").verify(in_grace.body, in_grace.headers)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    Webhook(b"new").verify(after.body, after.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(b"old").verify(after.body, after.headers)
+
+
+async def test_custom_headers_go_with_every_try_as_the_configuration_has_them_at_the_try(
+    tmp_path: Path, store: Store, receiver: Receiver, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    first = {"Authorization": "Bearer t1", "X-Tenant": "acme"}
+    c = await add_configuration(store, receiver.url("/flaky/2"), headers=first, clock=clock)
+    await record(store, range(1), clock=clock)
+    p = Pipeline(store, make_settings(tmp_path, retries=2, retry_delay_s=0.01), clock)
+    await p.batcher.run_once()
+    await p.egress.start()
+    try:
+        await p.dispatcher.run_once()
+        clock.advance(50)  # the first retry comes due (after 10 ms ± 20 %)
+        await p.dispatcher.run_once()
+        changed = ConfigurationInput("product", c.action, c.endpoint, c.secret, headers={"Authorization": "t2"})
+        await store.replace_configuration("100", c.id, changed, clock.now_ms())
+        clock.advance(100)  # the second (after 20 ms ± 20 %)
+        await p.dispatcher.run_once()
+    finally:
+        await p.egress.close()
+    tries = receiver.received
+    assert len(tries) == 3
+    assert len({t.body for t in tries}) == 1
+    for got in tries[:2]:
+        assert (got.headers["Authorization"], got.headers["X-Tenant"]) == ("Bearer t1", "acme")
+    assert tries[2].headers["Authorization"] == "t2"
+    assert "X-Tenant" not in tries[2].headers
+    for got in tries:  # beside the service's own headers, which they cannot replace
+        assert got.headers["Content-Type"] == "application/json"
+        assert got.headers["User-Agent"].startswith("webhook-manager/")
+        Webhook(b"mySecretWord").verify(got.body, got.headers)
+    assert "failed: HTTP 500" in caplog.text  # the failed tries were logged, their headers never
+    for value in ("Bearer t1", "acme", "t2"):
+        assert value not in caplog.text
 
 
 async def test_the_purger_keeps_up_with_many_small_bundles(tmp_path: Path, store: Store, clock: FakeClock) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,10 +13,12 @@ import asyncpg
 import orjson
 import pytest
 
+from tests.waiting import wait_until_async
 from webhook_manager.delivery.batching import plan_batches
 from webhook_manager.domain.errors import CaptureConflict, Conflict, LimitReached, NotFound
 from webhook_manager.domain.ids import new_id
 from webhook_manager.domain.model import (
+    IDEMPOTENCY_KEY_KEPT_MS,
     Action,
     Attempt,
     AttemptOutcome,
@@ -32,6 +35,7 @@ from webhook_manager.domain.model import (
     FailedWebhook,
     Formed,
     FormWebhooks,
+    KeyedRecording,
     MinuteCounts,
     NewWebhook,
     PendingBundle,
@@ -61,7 +65,7 @@ async def test_migrate_is_idempotent_and_safe_when_run_at_once(blank_store_url: 
     stores = [await open_store(blank_store_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6, 7, 8]]
+        assert sorted(applied, key=len) == [[], [], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]
         assert await stores[0].migrate() == []
         await stores[0].ping()
     finally:
@@ -652,7 +656,7 @@ async def test_the_capture_report_gives_each_sources_position_and_when_it_moved(
 async def test_unapplied_migrations_tell_a_store_that_needs_migrate_without_changing_it(blank_store_url: str) -> None:
     store = await open_store(blank_store_url)
     try:
-        assert await store.unapplied_migrations() == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert await store.unapplied_migrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         tables = (
             "SELECT name FROM sqlite_master"
             if blank_store_url.startswith("sqlite:///")
@@ -793,3 +797,227 @@ async def test_webhooks_per_minute_count_the_clients_sent_and_failed_by_the_minu
     # they count in the minute it went.
     assert await store.remove_configuration("100", mine.id, m0 + 2 * MINUTE_MS + 10)
     assert await store.webhooks_per_minute("100", m0, now) == minutes((2, 0), (1, 1), (0, 4), (1, 0))
+
+
+# idempotency keys of POST /v1/event
+
+DAY_MS = IDEMPOTENCY_KEY_KEPT_MS
+BODY, OTHER_BODY = hashlib.sha256(b"the first body").digest(), hashlib.sha256(b"another body").digest()
+
+
+async def _once(
+    store: Store, client_code: str, key: str, body: bytes, at_ms: int, action: str = "insert"
+) -> KeyedRecording:
+    """Record the 250 events of ITEMS under ``key`` at ``at_ms``, keys of the last day counting."""
+    return await store.record_events_once(
+        client_code, key, body, "product", action, ITEMS, 250, at_ms, expired_before_ms=at_ms - DAY_MS
+    )
+
+
+async def _bundles(store_url: str) -> int:
+    """How many recording calls stored events."""
+    return len(await _rows(store_url, "SELECT seq FROM event_bundles"))
+
+
+async def test_a_repeat_with_an_idempotency_key_gets_the_first_answer_and_stores_nothing(
+    store: Store, store_url: str
+) -> None:
+    await store.create_configuration(configuration("100", 1))
+    t = 10**9
+    assert await _once(store, "100", "order-1", BODY, t) == KeyedRecording(250, 250, first=True, same_body=True)
+    assert await _once(store, "100", "order-1", BODY, t + 1000) == KeyedRecording(250, 250, first=False, same_body=True)
+    # the key with another body (other events): the first answer, told apart, and nothing stored
+    assert await _once(store, "100", "order-1", OTHER_BODY, t + 2000, action="update") == KeyedRecording(
+        250, 250, first=False, same_body=False
+    )
+    assert await _bundles(store_url) == 1
+    assert len(await store.list_events("100", "product", "insert", 1000)) == 250
+    assert await store.list_events("100", "product", "update", 1000) == []
+    # keys are the client's own, and exact: another client's, or another spelling, is another key
+    assert (await _once(store, "100", "Order-1", BODY, t + 3000)).first
+    assert await _bundles(store_url) == 2
+    # no configuration of client 200: its events are dropped, and that answer is kept too
+    assert await _once(store, "200", "order-1", BODY, t) == KeyedRecording(250, 0, first=True, same_body=True)
+    assert await _once(store, "200", "order-1", BODY, t + 1) == KeyedRecording(250, 0, first=False, same_body=True)
+    await store.create_configuration(configuration("200", t + 2))
+    assert await _once(store, "200", "order-1", BODY, t + 3) == KeyedRecording(250, 0, first=False, same_body=True)
+    assert await _bundles(store_url) == 2
+    # without a key nothing changes: each call stores its events
+    assert await store.record_events("100", "product", "insert", ITEMS, 250, t + 4000)
+    assert await store.record_events("100", "product", "insert", ITEMS, 250, t + 4000)
+    assert await _bundles(store_url) == 4
+
+
+async def test_an_idempotency_key_is_kept_a_day_then_counts_as_unused_and_is_purged(
+    store: Store, store_url: str
+) -> None:
+    await store.create_configuration(configuration("100", 1))
+    t = 10**9
+    assert (await _once(store, "100", "k", BODY, t)).first
+    assert not (await _once(store, "100", "k", OTHER_BODY, t + DAY_MS)).first  # a day old: still kept
+    assert await _bundles(store_url) == 1
+    renewed = await _once(store, "100", "k", OTHER_BODY, t + DAY_MS + 1)  # past the day: unused, any body
+    assert renewed == KeyedRecording(250, 250, first=True, same_body=True)
+    assert await _once(store, "100", "k", OTHER_BODY, t + DAY_MS + 2) == KeyedRecording(250, 250, False, True)
+    assert not (await _once(store, "100", "k", BODY, t + DAY_MS + 3)).same_body  # the renewed key's body counts
+    assert await _bundles(store_url) == 2
+
+    assert (await _once(store, "100", "old", BODY, t)).first
+    assert await store.purge_finished(0, 100) == 0  # without keys_before_ms keys stay
+    assert await store.purge_finished(0, 100, keys_before_ms=t) == 0  # used at t: not before t
+    assert await store.purge_finished(0, 100, keys_before_ms=t + 1) == 1  # "old"; "k" is from t + DAY_MS + 1
+    assert await store.purge_finished(0, 100, keys_before_ms=t + 1) == 0
+    assert (await _once(store, "100", "old", OTHER_BODY, t + 10)).first  # purged: unused
+    assert not (await _once(store, "100", "k", BODY, t + DAY_MS + 4)).same_body  # kept
+    for n in range(5):
+        await _once(store, "100", f"many-{n}", BODY, t + 20)
+    assert await store.purge_finished(0, 2, keys_before_ms=t + 21) == 2  # a few at a time
+    assert await store.purge_finished(0, 100, keys_before_ms=t + 21) == 4  # the other three and "old"
+
+
+async def test_calls_with_one_idempotency_key_at_once_store_the_events_once(store: Store, store_url: str) -> None:
+    await store.create_configuration(configuration("100", 1))
+    others = [await open_store(store_url) for _ in range(3)]  # as other processes would
+    t = 10**9
+    try:
+        for n in range(5):
+            outcomes = await asyncio.gather(*(_once(s, "100", f"k{n}", BODY, t) for s in [store, *others]))
+            assert sorted(o.first for o in outcomes) == [False, False, False, True]
+            assert {(o.received, o.recorded, o.same_body) for o in outcomes} == {(250, 250, True)}
+    finally:
+        for s in others:
+            await s.close()
+    assert await _bundles(store_url) == 5
+
+
+async def test_a_call_that_finds_its_idempotency_key_taken_waits_for_the_taker_to_commit(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.single_process:
+        return  # SQLite: one writer at a time, so a call's transaction never overlaps another's (the test above)
+    # The calls wait on the test's lock below, however busy the machine: no lock_timeout for them.
+    monkeypatch.setattr("webhook_manager.store.postgres.LOCK_TIMEOUT_MS", 60_000)
+    await store.create_configuration(configuration("100", 1))
+    first, second = await open_store(store_url), await open_store(store_url)
+    blocker = await asyncpg.connect(store_url)
+    t = 10**9
+    try:
+        async with blocker.transaction():
+            # Whichever call takes the key then waits to store its events; the other waits for its transaction.
+            await blocker.execute("LOCK TABLE event_bundles IN EXCLUSIVE MODE")
+            calls = [asyncio.ensure_future(_once(s, "100", "k", BODY, t)) for s in (first, second)]
+
+            async def both_waiting() -> bool:
+                waits = await blocker.fetch(
+                    "SELECT wait_event FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                return sorted(w[0] for w in waits) == ["relation", "transactionid"]
+
+            async with asyncio.timeout(30):
+                await wait_until_async(both_waiting, what="one call waiting for the table, the other for the key")
+        outcomes = await asyncio.gather(*calls)
+    finally:
+        await blocker.close()
+        await first.close()
+        await second.close()
+    assert sorted(o.first for o in outcomes) == [False, True]
+    assert {(o.received, o.recorded, o.same_body) for o in outcomes} == {(250, 250, True)}
+    assert await _bundles(store_url) == 1
+
+
+# custom headers and a replaced secret's grace (migration 10)
+
+
+def with_headers(c: Configuration, headers: dict[str, str], secret: str | None = None) -> Configuration:
+    return Configuration(
+        c.id,
+        c.client_code,
+        c.table,
+        c.action,
+        c.endpoint,
+        c.secret if secret is None else secret,
+        c.disabled,
+        c.created_at_ms,
+        c.updated_at_ms,
+        headers=headers,
+    )
+
+
+async def test_a_configurations_custom_headers_are_stored_in_order_and_replaced(store: Store) -> None:
+    headers = {"X-Tenant": "acme", "Authorization": "Bearer t1", "x-empty": ""}
+    c = with_headers(configuration("100", 1), headers)
+    await store.create_configuration(c)
+    found = await store.get_configuration("100", c.id)
+    assert found == c
+    assert found is not None
+    assert list(found.headers.items()) == list(headers.items())  # in the order given
+    plain = configuration("100", 2)
+    await store.create_configuration(plain)
+    assert await store.get_configuration("100", plain.id) == plain  # none: an empty object
+    assert await store.list_configurations("100") == [c, plain]
+
+    other = ConfigurationInput(c.table, c.action, c.endpoint, c.secret, headers={"X-Other": "2"})
+    replaced = await store.replace_configuration("100", c.id, other, 5)
+    assert replaced is not None
+    assert replaced.headers == {"X-Other": "2"}
+    assert await store.get_configuration("100", c.id) == replaced
+    without = ConfigurationInput(c.table, c.action, c.endpoint, "s3cret")
+    none = await store.replace_configuration("100", c.id, without, 6)
+    assert none is not None
+    assert none.headers == {}  # a replacement sets every field, the headers too
+
+
+async def test_a_new_secret_keeps_the_replaced_one_for_the_grace_and_then_forgets_it(store: Store) -> None:
+    c = configuration("100", 1)  # secret "s3cret"
+    await store.create_configuration(c)
+
+    async def put(secret: str, at_ms: int, grace_ms: int = 1000) -> tuple[str | None, int | None]:
+        new = ConfigurationInput(c.table, c.action, c.endpoint, secret)
+        replaced = await store.replace_configuration("100", c.id, new, at_ms, secret_grace_ms=grace_ms)
+        assert replaced is not None
+        assert replaced.secret == secret
+        assert await store.get_configuration("100", c.id) == replaced
+        return replaced.previous_secret, replaced.previous_secret_until_ms
+
+    assert await put("s3cret", 10) == (None, None)  # the same secret: nothing to keep
+    assert await put("new", 100) == ("s3cret", 1100)
+    assert await put("new", 200) == ("s3cret", 1100)  # the same again: the grace under way goes on
+    assert await put("newer", 300) == ("new", 1300)  # only the secret replaced last is kept
+    assert await put("newer", 1300) == (None, None)  # a grace that has ended is forgotten
+    assert await put("other", 1400, grace_ms=0) == (None, None)  # no grace: the new one alone at once
+    assert await put("", 1500) == ("other", 2500)
+    assert await put("after-empty", 1600) == (None, None)  # an empty secret signs nothing: none to keep
+    got = await store.get_configuration("100", c.id)
+    assert got is not None
+    assert got.secret_grace_until_ms(1600) is None
+    assert await put("again", 1700) == ("after-empty", 2700)
+    got = await store.get_configuration("100", c.id)
+    assert got is not None
+    assert (got.secret_grace_until_ms(2699), got.secret_grace_until_ms(2700)) == (2700, None)
+
+
+async def test_a_claimed_webhook_carries_its_configurations_headers_and_secrets_as_they_are_now(store: Store) -> None:
+    c = with_headers(configuration("100", 1), {"X-A": "1"}, secret="old")
+    await store.create_configuration(c)
+    await store.record_events("100", "product", "insert", ITEMS, 2, 2)
+    await store.form_webhooks(forming(max_events=1), 3)  # two webhooks, their bodies made with "old"
+    [first, second] = await store.claim_due_webhooks(10, 1, 1000, {}, 10) + await store.claim_due_webhooks(
+        10, 1, 1000, {}, 10
+    )
+    assert (first.secret, first.extra_secrets, first.headers) == ("old", (), {"X-A": "1"})
+
+    new = ConfigurationInput(c.table, c.action, c.endpoint, "new", headers={"X-B": "2"})
+    assert await store.replace_configuration("100", c.id, new, 20, secret_grace_ms=1000) is not None
+    await store.record_attempts(
+        [AttemptOutcome(w.seq, 20, 1, 500, "HTTP 500", False, due) for w, due in ((first, 30), (second, 1030))]
+    )
+    [retried] = await store.claim_due_webhooks(30, 10, 1000, {}, 10)  # in the grace: both secrets
+    assert retried.id == first.id
+    assert (retried.secret, retried.extra_secrets, retried.headers) == ("new", ("old",), {"X-B": "2"})
+    await store.record_attempts([AttemptOutcome(retried.seq, 30, 1, 200, "", True, None)])
+    [late] = await store.claim_due_webhooks(1030, 10, 1000, {}, 10)  # the grace ended at 1020: the new one alone
+    assert late.id == second.id
+    assert (late.secret, late.extra_secrets, late.headers) == ("new", (), {"X-B": "2"})
+    assert "X-B" not in repr(late)  # never in a log line that prints one
+    assert "old" not in repr(retried)

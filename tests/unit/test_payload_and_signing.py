@@ -6,7 +6,13 @@ import orjson
 from standardwebhooks import Webhook
 
 from webhook_manager.delivery.payload import webhook_body
-from webhook_manager.delivery.signing import erply_hmac, standard_headers, standard_signature, verify_hmac
+from webhook_manager.delivery.signing import (
+    erply_hmac,
+    standard_headers,
+    standard_signature,
+    standard_signatures,
+    verify_hmac,
+)
 from webhook_manager.domain.model import PendingBundle
 from webhook_manager.domain.timefmt import TimestampFormatter
 
@@ -76,6 +82,25 @@ def test_standard_webhooks_signature_golden_and_verified_by_the_official_library
     now = int(time.time())
     Webhook(b"mySecretWord").verify(body, standard_headers("mySecretWord", "6284e24920ab9a8b363344dd", now, body))
     assert standard_headers("", "6284e24920ab9a8b363344dd", now, body) == {}
+
+
+def test_a_replaced_secret_in_its_grace_adds_its_signature_after_the_new_ones() -> None:
+    body = webhook_body("6284e24920ab9a8b363344dd", "old", "100", "product", "insert", ITEMS)
+    sign = {s: standard_signature(s, "6284e24920ab9a8b363344dd", 1700000000, body) for s in ("new", "old")}
+    headers = standard_headers("new", "6284e24920ab9a8b363344dd", 1700000000, body, ("old",))
+    assert headers["webhook-signature"] == f"{sign['new']} {sign['old']}"  # space-separated, the new one first
+    assert standard_signatures(["new", "old", "new", ""], "6284e24920ab9a8b363344dd", 1700000000, body) == (
+        f"{sign['new']} {sign['old']}"  # each secret once, empty ones sign nothing
+    )
+    # an empty new secret: the replaced one alone signs, until its grace ends
+    alone = standard_headers("", "6284e24920ab9a8b363344dd", 1700000000, body, ("old",))
+    assert alone["webhook-signature"] == sign["old"]
+    import time
+
+    now = int(time.time())
+    both = standard_headers("new", "6284e24920ab9a8b363344dd", now, body, ("old",))
+    Webhook(b"new").verify(body, both)
+    Webhook(b"old").verify(body, both)
 
 
 def test_timestamps_in_the_configured_zone() -> None:

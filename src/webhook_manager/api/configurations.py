@@ -33,9 +33,11 @@ def caps_of(settings: Settings) -> ConfigurationCaps:
     return ConfigurationCaps(settings.max_configurations_per_client, settings.max_configurations_per_subject)
 
 
-def configuration_json(c: Configuration) -> dict[str, Any]:
-    """A configuration with exactly the keys of Erply's WebhookConfiguration."""
-    return {
+def configuration_json(c: Configuration, now_ms: int) -> dict[str, Any]:
+    """A configuration with exactly the keys of Erply's WebhookConfiguration, and the extension keys only when
+    they say something: ``headers`` when it has custom headers, ``previousSecretUntil`` while a replaced secret
+    still signs beside the new one at ``now_ms`` (never that secret itself)."""
+    answer: dict[str, Any] = {
         "id": c.id,
         "clientcode": c.client_code,
         "table": c.table,
@@ -46,6 +48,17 @@ def configuration_json(c: Configuration) -> dict[str, Any]:
         "createdat": rfc3339_ms(c.created_at_ms),
         "updatedat": rfc3339_ms(c.updated_at_ms),
     }
+    if c.headers:
+        answer["headers"] = dict(c.headers)
+    grace_until = c.secret_grace_until_ms(now_ms)
+    if grace_until is not None:
+        answer["previousSecretUntil"] = rfc3339_ms(grace_until)
+    return answer
+
+
+def grace_ms(settings: Settings) -> int:
+    """How long a replaced secret keeps signing beside the new one (``secret_grace_h``), in ms."""
+    return round(settings.secret_grace_h * 3_600_000)
 
 
 @router.get(
@@ -59,10 +72,11 @@ def configuration_json(c: Configuration) -> dict[str, Any]:
         links={"getFirst": schemas.link("getWebhookConfiguration", id="$response.body#/0/id")},
     ),
 )
-async def list_configurations(session: SessionDep, store: StoreDep) -> JSONResponse:
+async def list_configurations(session: SessionDep, store: StoreDep, clock: ClockDep) -> JSONResponse:
     """The client's configurations, oldest first."""
     configurations = await store.list_configurations(session.client_code)
-    return JSONResponse([configuration_json(c) for c in configurations])
+    now = clock.now_ms()
+    return JSONResponse([configuration_json(c, now) for c in configurations])
 
 
 @router.post(
@@ -90,9 +104,10 @@ async def add_configuration(
         disabled=given.disabled,
         created_at_ms=now,
         updated_at_ms=now,
+        headers=given.headers,
     )
     await store.create_configuration(configuration, caps=caps_of(settings))
-    return JSONResponse(configuration_json(configuration))
+    return JSONResponse(configuration_json(configuration, now))
 
 
 @router.get(
@@ -101,12 +116,12 @@ async def add_configuration(
     operation_id="getWebhookConfiguration",
     responses=schemas.answers(schemas.WebhookConfiguration, 400, 401, 404, 503),
 )
-async def get_configuration(id: IdPath, session: SessionDep, store: StoreDep) -> JSONResponse:
+async def get_configuration(id: IdPath, session: SessionDep, store: StoreDep, clock: ClockDep) -> JSONResponse:
     """One configuration of the client, by id."""
     configuration = await store.get_configuration(session.client_code, checked_id(id))
     if configuration is None:
         raise NotFound(f"no webhook configuration with id {id}")
-    return JSONResponse(configuration_json(configuration))
+    return JSONResponse(configuration_json(configuration, clock.now_ms()))
 
 
 @router.put(
@@ -119,17 +134,19 @@ async def get_configuration(id: IdPath, session: SessionDep, store: StoreDep) ->
 async def replace_configuration(
     id: IdPath, request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> JSONResponse:
-    """Replace every field of a configuration (a missing ``disabled`` means false)."""
+    """Replace every field of a configuration (a missing ``disabled`` means false, missing ``headers`` none); a
+    new secret keeps the replaced one signing beside it for ``secret_grace_h`` hours."""
     checked_id(id)
     given = parse_configuration_input(
         await read_json(request, MAX_BODY), allow_private=settings.allow_private_endpoints
     )
+    now = clock.now_ms()
     configuration = await store.replace_configuration(
-        session.client_code, id, given, clock.now_ms(), caps=caps_of(settings)
+        session.client_code, id, given, now, caps=caps_of(settings), secret_grace_ms=grace_ms(settings)
     )
     if configuration is None:
         raise NotFound(f"no webhook configuration with id {id}")
-    return JSONResponse(configuration_json(configuration))
+    return JSONResponse(configuration_json(configuration, now))
 
 
 @router.delete(

@@ -47,7 +47,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_json(request: Request, limit: int) -> Any:
     """The request body decoded as JSON, whatever its Content-Type, integers beyond 64 bits kept exactly; raise
     InvalidInput naming ``body``."""
-    body = await read_body(request, limit)
+    return decode_json(await read_body(request, limit))
+
+
+def decode_json(body: bytes) -> Any:
+    """A request body read with :func:`read_body`, decoded as :func:`read_json` does."""
     if not body.strip():
         raise InvalidInput("body", "is empty: send a JSON object")
     try:

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from webhook_manager.accounts import CLIENT_CODE_PATTERN
 from webhook_manager.domain.model import Action, EventStatus, WebhookStatus
-from webhook_manager.ingest.configuration_input import MAX_ENDPOINT_LENGTH, MAX_SECRET_LENGTH
+from webhook_manager.ingest.configuration_input import (
+    HEADER_NAME,
+    HEADER_VALUE,
+    HOP_BY_HOP,
+    MAX_ENDPOINT_LENGTH,
+    MAX_HEADER_NAME_LENGTH,
+    MAX_HEADER_VALUE_LENGTH,
+    MAX_HEADERS,
+    MAX_SECRET_LENGTH,
+    SENDING,
+    SET_BY_SERVICE,
+)
 from webhook_manager.ingest.event_input import MAX_ITEMS, MAX_ROW_ID
 from webhook_manager.ingest.fields import TABLE_PATTERN
+from webhook_manager.ingest.idempotency import HEADER, KEY_PATTERN, MAX_KEY_LENGTH
 
 ID_PATTERN = "^[0-9a-f]{24}$"
 TABLE = f"^{TABLE_PATTERN.pattern}$"
@@ -65,6 +77,32 @@ Endpoint = Annotated[str, Field(max_length=MAX_ENDPOINT_LENGTH, examples=["https
 Secret = Annotated[str, Field(max_length=MAX_SECRET_LENGTH, pattern="^[^\\x00]*$", examples=["mySecretWord"])]
 
 
+def _any_case(word: str) -> str:
+    """A pattern of ``word`` in any case (JSON Schema patterns have no flags)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# A custom header's name: an RFC 7230 token that is not a name the service sets, a hop-by-hop one or Expect.
+_RESERVED = "|".join(_any_case(name) for name in (*SET_BY_SERVICE, *HOP_BY_HOP, *SENDING))
+HEADER_NAME_PATTERN = f"^(?!(?:{_RESERVED})$|{_any_case('webhook-')}|{_any_case('proxy-')}){HEADER_NAME.pattern}$"
+HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": MAX_HEADERS,
+    "propertyNames": {"maxLength": MAX_HEADER_NAME_LENGTH, "pattern": HEADER_NAME_PATTERN},
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": MAX_HEADER_VALUE_LENGTH,
+        "pattern": f"^{HEADER_VALUE.pattern}$",
+    },
+}
+"""Custom headers (extension). Beyond what the schema can say: names are case-insensitive, so two that differ
+only in case are refused."""
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class _Output(BaseModel):
     """An answer: exactly these keys."""
 
@@ -87,8 +125,21 @@ class InputWebhookConfiguration(BaseModel):
             examples=["https://my.receiver"],
         ),
     ]
-    secret: Annotated[Secret, Field(description="Key of the HMAC-SHA256 in every webhook; may be empty")]
+    secret: Annotated[
+        Secret,
+        Field(
+            description="Key of the HMAC-SHA256 in every webhook; may be empty. A new one in a replacement keeps "
+            "the old one signing webhook-signature beside it for secret_grace_h hours"
+        ),
+    ]
     disabled: bool = Field(False, description="Create or keep the configuration inactive")
+    headers: Annotated[dict[str, str], WithJsonSchema(HEADERS_SCHEMA)] = Field(
+        default_factory=dict,
+        description="Extension: headers sent with every try of its webhooks, at most 20, names case-insensitive "
+        "and none the service sets (Content-Type, Content-Length, Host, User-Agent, webhook-*) or hop-by-hop; "
+        "a replacement without it has none",
+        examples=[{"Authorization": "Bearer 3f9a0c1d"}],
+    )
 
 
 class WebhookConfiguration(_Output):
@@ -103,6 +154,19 @@ class WebhookConfiguration(_Output):
     disabled: bool
     createdat: Time
     updatedat: Time
+    headers: (
+        Annotated[dict[str, str], WithJsonSchema({**HEADERS_SCHEMA, "minProperties": 1})] | SkipJsonSchema[None]
+    ) = Field(
+        None,
+        description="Extension, only when it has some: the headers sent with every try",
+        json_schema_extra=_no_default,
+    )
+    previousSecretUntil: Time | SkipJsonSchema[None] = Field(
+        None,
+        description="Extension, only while a replaced secret still signs webhook-signature beside the new one: "
+        "until when (the replaced secret itself is never shown)",
+        json_schema_extra=_no_default,
+    )
 
 
 class OutputError(_Output):
@@ -259,10 +323,6 @@ class Health(_Output):
     status: Literal["ok"]
 
 
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
 def _password(schema: dict[str, Any]) -> None:
     _no_default(schema)
     schema["format"] = "password"
@@ -393,12 +453,14 @@ _WHY = {
 Responses = dict[int | str, dict[str, Any]]
 
 
-def answers(ok: Any, *errors: int, links: dict[str, Any] | None = None) -> Responses:
-    """An operation's answers: 200 with ``ok``, and each of ``errors`` with the error shape."""
+def answers(ok: Any, *errors: int, links: dict[str, Any] | None = None, why: dict[int, str] | None = None) -> Responses:
+    """An operation's answers: 200 with ``ok``, and each of ``errors`` with the error shape (``why`` words an
+    error of this operation otherwise than the usual)."""
     success: dict[str, Any] = {"model": ok, "description": "OK"}
     if links:
         success["links"] = links
-    return {200: success, **{status: {"model": OutputError, "description": _WHY[status]} for status in errors}}
+    reasons = {**_WHY, **(why or {})}
+    return {200: success, **{status: {"model": OutputError, "description": reasons[status]} for status in errors}}
 
 
 def link(operation_id: str, **parameters: str) -> dict[str, Any]:
@@ -415,6 +477,23 @@ def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
         for name, field in schema["properties"].items()
     ]
     return {"parameters": parameters}
+
+
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Optional, per client, kept 24 hours: a repeat of the call with the same key and the same body "
+    "bytes answers the first call's answer and stores nothing; the same key with another body answers 409. "
+    "Printable ASCII, no space at either end",
+    "schema": {
+        "type": "string",
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": f"^{KEY_PATTERN.pattern}$",
+        "examples": ["9f2c1e4a-orders-2020-01-01"],
+    },
+}
+"""The ``Idempotency-Key`` header of ``POST /v1/event`` (docs/api.md)."""
 
 
 def request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:

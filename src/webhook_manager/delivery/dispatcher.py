@@ -112,9 +112,15 @@ class Dispatcher:
         settings = self._settings
         started_s, started_ms = time.perf_counter(), self._clock.now_ms()
         try:
-            headers = {}
+            # The configuration's custom headers (never logged), then the signatures of its current secret and
+            # of a replaced one in its grace; custom headers cannot take a name the service sets.
+            headers = dict(webhook.headers)
             if settings.signature_headers:
-                headers = standard_headers(webhook.secret, webhook.id, started_ms // 1000, webhook.payload)
+                headers.update(
+                    standard_headers(
+                        webhook.secret, webhook.id, started_ms // 1000, webhook.payload, webhook.extra_secrets
+                    )
+                )
             answer = await self._egress.post(webhook.endpoint, webhook.payload, headers)
         finally:
             left = self._in_flight[webhook.endpoint] = self._in_flight[webhook.endpoint] - 1

@@ -8,6 +8,14 @@ so they are checked before the request.
 A kept-alive connection the receiver has closed (its keep-alive ran out) is no answer of the receiver: when
 the request was not yet written on it, it goes again, once, on a new connection, within the same time limit
 (:class:`_Body` knows whether it was written). A request that was written is never sent again by the egress.
+
+With an egress proxy (``egress_proxy``), every try goes through it, but to hosts in ``egress_no_proxy``: plain
+``http://`` endpoints as absolute-URI requests to the proxy, ``https://`` ones through a CONNECT tunnel (aiohttp's
+``proxy=``). The connector then connects only to the proxy, whose address may be private, so it resolves with no
+guard; the endpoint's name is resolved and checked here before each try instead (:meth:`Egress._check_target`),
+and the proxy resolves it again (docs/reliability.md says what that means). A request not written on a kept-alive
+connection to the proxy (or a tunnel through it) cannot have reached the proxy either, so it is sent again on a
+new connection as above.
 """
 
 from __future__ import annotations
@@ -19,9 +27,9 @@ import select
 import ssl
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,11 +41,15 @@ from aiohttp.resolver import DefaultResolver
 from webhook_manager import __version__
 from webhook_manager.delivery.retry import parse_retry_after
 from webhook_manager.domain.addresses import forbidden_reason, literal_address
+from webhook_manager.domain.egress_proxy import goes_direct, proxy_address
 
 USER_AGENT = f"webhook-manager/{__version__}"
 ANSWER_READ_CAP = 64 * 1024
 """At most this much of a receiver's answer is read; the rest is dropped with the connection, so no answer,
 however large, is held in memory."""
+
+DNS_TTL_S = 10
+"""Resolved names are kept this long: by the connectors, and the check of a proxied endpoint's name."""
 
 log = logging.getLogger("webhook_manager.egress")
 
@@ -50,10 +62,12 @@ class BlockedAddress(OSError):
 
 
 class GuardedResolver(AbstractResolver):
-    """The default resolver, refusing names that resolve to loopback, private or other non-public addresses."""
+    """A resolver (the default one unless ``inner`` is given), refusing names that resolve to loopback, private or
+    other non-public addresses."""
 
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = DefaultResolver() if inner is None else inner
+        self._owned = inner is None
 
     async def resolve(self, host: str, port: int = 0, family: Any = 0) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
@@ -65,7 +79,8 @@ class GuardedResolver(AbstractResolver):
         return results
 
     async def close(self) -> None:
-        await self._inner.close()
+        if self._owned:
+            await self._inner.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,30 +147,66 @@ def _readable(transport: asyncio.BaseTransport) -> bool:
     return bool(poller.poll(0))
 
 
-class Egress:
-    """POSTs webhook bodies; one client session for the life of the process."""
+class _Sessions(NamedTuple):
+    """The client sessions of one way out: ``pooled`` keeps connections alive, ``fresh`` opens a new connection for
+    each request (for a request sent again)."""
 
-    def __init__(self, *, timeout_s: float, accept_any_2xx: bool, allow_private: bool) -> None:
+    pooled: aiohttp.ClientSession
+    fresh: aiohttp.ClientSession
+
+
+class Egress:
+    """POSTs webhook bodies; one client session for the life of the process (and one for the egress proxy)."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        accept_any_2xx: bool,
+        allow_private: bool,
+        proxy: str | None = None,
+        no_proxy: Sequence[str] = (),
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        """``proxy`` and ``no_proxy`` are the settings ``egress_proxy`` and ``egress_no_proxy`` (checked there);
+        ``resolver`` resolves endpoints' names (default: the system's; the proxy's own name always is)."""
         self._timeout_s = timeout_s
         self._accept_any_2xx = accept_any_2xx
         self._allow_private = allow_private
-        self._session: aiohttp.ClientSession | None = None
-        self._fresh: aiohttp.ClientSession | None = None  # new connections only, for a request sent again
+        self._proxy = None if proxy is None else yarl.URL(proxy)
+        self._proxy_at = "" if proxy is None else proxy_address(proxy)  # no credentials: for messages
+        self._no_proxy = tuple(no_proxy)
+        self._resolver = resolver
+        self._direct: _Sessions | None = None
+        self._proxied: _Sessions | None = None
+        self._guard: GuardedResolver | None = None  # checks the names of proxied endpoints
+        self._checked: dict[str, float] = {}  # a proxied endpoint's host → until when its check holds
         self._used: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that carried a request
-        self._urls: dict[str, yarl.URL] = {}  # parsing an endpoint once, not on every try
+        self._urls: dict[str, tuple[yarl.URL, bool]] = {}  # an endpoint parsed once, and whether it is proxied
 
     async def start(self) -> None:
         """Open the client sessions (again, if they were open)."""
         await self.close()
-        self._session = self._new_session(force_close=False)
-        self._fresh = self._new_session(force_close=True)
+        self._direct = _Sessions(self._new_session(force_close=False), self._new_session(force_close=True))
+        if self._proxy is not None:
+            self._proxied = _Sessions(
+                self._new_session(force_close=False, proxy=self._proxy),
+                self._new_session(force_close=True, proxy=self._proxy),
+            )
+            if not self._allow_private:
+                self._guard = GuardedResolver(self._resolver)
 
-    def _new_session(self, *, force_close: bool) -> aiohttp.ClientSession:
+    def _new_session(self, *, force_close: bool, proxy: yarl.URL | None = None) -> aiohttp.ClientSession:
+        resolver = self._resolver
+        if proxy is not None:
+            resolver = None  # the connector resolves only the proxy's name, which may be private
+        elif not self._allow_private:
+            resolver = GuardedResolver(self._resolver)
         connector = aiohttp.TCPConnector(
             limit=0,  # the dispatcher caps tries in flight, per endpoint and in all
             force_close=force_close,
-            resolver=None if self._allow_private else GuardedResolver(),
-            ttl_dns_cache=10,
+            resolver=resolver,
+            ttl_dns_cache=DNS_TTL_S,
             enable_cleanup_closed=False,
         )
         return aiohttp.ClientSession(
@@ -164,13 +215,17 @@ class Egress:
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            proxy=proxy,  # its user:password@, if any, is sent as Proxy-Authorization (also in CONNECT)
         )
 
     async def close(self) -> None:
-        for session in (self._session, self._fresh):
-            if session is not None:
-                await session.close()
-        self._session = self._fresh = None
+        for sessions in (self._direct, self._proxied):
+            if sessions is not None:
+                for session in sessions:
+                    await session.close()
+        if self._guard is not None:
+            await self._guard.close()
+        self._direct = self._proxied = self._guard = None
 
     def refuse(self, endpoint: str) -> str | None:
         """Why a literal-address endpoint may not be tried, or None."""
@@ -183,18 +238,20 @@ class Egress:
         reason = forbidden_reason(address)
         return None if reason is None else f"blocked: {address} is {reason}"
 
-    def _url(self, endpoint: str) -> yarl.URL:
-        """The endpoint parsed once, not on every try."""
-        url = self._urls.get(endpoint)
-        if url is None:
+    def _route(self, endpoint: str) -> tuple[yarl.URL, bool]:
+        """The endpoint parsed once, not on every try, and whether it goes through the proxy."""
+        route = self._urls.get(endpoint)
+        if route is None:
             if len(self._urls) > 10_000:
                 self._urls.clear()
-            url = self._urls[endpoint] = yarl.URL(endpoint)
-        return url
+            url = yarl.URL(endpoint)
+            proxied = self._proxy is not None and not goes_direct(url.raw_host or "", self._no_proxy)
+            route = self._urls[endpoint] = (url, proxied)
+        return route
 
     def host(self, endpoint: str) -> str:
         """The endpoint's host (no credentials, port or path), for logs and metrics."""
-        return self._url(endpoint).host or ""
+        return self._route(endpoint)[0].host or ""
 
     def _answer(self, status: int, headers: Mapping[str, str]) -> Answer:
         """How an answer with ``status`` ends the try."""
@@ -208,29 +265,55 @@ class Egress:
 
     async def post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> Answer:
         """One try: POST ``body`` and tell how it ended, in the contract's words. A request not yet written on a
-        kept-alive connection the receiver closed goes again on a new connection, in the same try."""
-        assert self._session is not None, "Egress.start() first"
-        assert self._fresh is not None
+        kept-alive connection the receiver (or the proxy) closed goes again on a new connection, in the same try."""
+        assert self._direct is not None, "Egress.start() first"
         refused = self.refuse(endpoint)
         if refused is not None:
             return Answer(None, refused, outcome="blocked")
-        url = self._url(endpoint)
+        url, proxied = self._route(endpoint)
+        sessions = self._proxied if proxied else self._direct
+        assert sessions is not None
         deadline = time.monotonic() + self._timeout_s
+        limit = None  # the session's: the whole time limit
         try:
+            if proxied and self._guard is not None:
+                async with asyncio.timeout(self._timeout_s):
+                    blocked = await self._check_target(self._guard, url)
+                if blocked is not None:
+                    return blocked
+                limit = _limit(_left(deadline))
             try:
-                return await self._send(self._session, url, _Body(body, self._used), headers, None)
+                return await self._send(sessions.pooled, url, _Body(body, self._used), headers, limit)
             except _NotSent:
                 log.debug("%s closed a kept-alive connection; the request goes on a new one", url.host)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            return await self._send(self._fresh, url, _Body(body, None), headers, _limit(left))
+            return await self._send(sessions.fresh, url, _Body(body, None), headers, _limit(_left(deadline)))
         except _FAILURES as exc:
-            error = self._failure(exc)
+            error = self._failure(exc, proxied)
             kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
             if error.startswith(BLOCKED):
                 kind = "blocked"
             return Answer(None, error, outcome=kind)
+
+    async def _check_target(self, guard: GuardedResolver, url: yarl.URL) -> Answer | None:
+        """Before a proxied try: the endpoint's name resolved and checked here, as the guarded connector does for a
+        direct one (the connector of a proxied one resolves only the proxy). An answer kept for ``DNS_TTL_S``;
+        a literal address was checked by :meth:`refuse`."""
+        host = url.raw_host or ""
+        if literal_address(host) is not None:
+            return None
+        now = time.monotonic()
+        if self._checked.get(host, 0.0) > now:
+            return None
+        try:
+            await guard.resolve(host, url.port or 0)
+        except BlockedAddress as exc:
+            return Answer(None, str(exc), outcome="blocked")
+        except OSError:
+            return Answer(None, f"cannot resolve {host}", outcome="connection")
+        if len(self._checked) > 10_000:
+            self._checked.clear()
+        self._checked[host] = now + DNS_TTL_S
+        return None
 
     async def _send(
         self,
@@ -251,16 +334,22 @@ class Egress:
                 raise _NotSent from exc
             raise
 
-    def _failure(self, exc: BaseException) -> str:
+    def _failure(self, exc: BaseException, proxied: bool) -> str:
         """A failed POST in plain words."""
         if isinstance(exc, TimeoutError):
             return f"timed out after {self._timeout_s:.1f} s"
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):
+            return f"cannot reach the egress proxy {self._proxy_at}: {_os_failure(exc.os_error)}"
+        if proxied and isinstance(exc, aiohttp.ClientConnectorDNSError):  # only the proxy's name is resolved
+            return f"cannot reach the egress proxy {self._proxy_at}: cannot resolve {exc.host}"
         if isinstance(exc, aiohttp.ClientConnectorError):
             return _connect_failure(exc)
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             return "connection closed before an answer"
         if isinstance(exc, aiohttp.ClientOSError):
             return _os_failure(exc)
+        if isinstance(exc, aiohttp.ClientHttpProxyError):
+            return f"the egress proxy {self._proxy_at} answered HTTP {exc.status} to CONNECT"
         if isinstance(exc, aiohttp.ClientResponseError):
             # aiohttp's parser could not read the answer (it reports that as its own "400"); the receiver's
             # bytes are not repeated in the log
@@ -272,6 +361,14 @@ class Egress:
 
 _FAILURES = (TimeoutError, aiohttp.ClientError, ValueError, asyncio.InvalidStateError)
 """What ends a POST as a failed try (anything else propagates)."""
+
+
+def _left(deadline: float) -> float:
+    """The seconds left of a try until ``deadline`` (monotonic); TimeoutError when none are."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
 
 
 def _limit(seconds: float) -> aiohttp.ClientTimeout:

@@ -33,6 +33,8 @@ class Pipeline:
             timeout_s=settings.delivery_timeout_s,
             accept_any_2xx=settings.accept_any_2xx,
             allow_private=settings.allow_private_endpoints,
+            proxy=settings.egress_proxy,
+            no_proxy=settings.egress_no_proxy,
         )
         self.dispatcher = Dispatcher(store, settings, self.egress, clock, metrics)
         self.batcher = Batcher(store, settings, on_formed=self.dispatcher.notify, clock=clock, metrics=metrics)

@@ -1,5 +1,6 @@
-"""Retention: finished webhooks and processed events older than ``retention_hours`` are deleted, a few at a
-time, so the purge never holds the store's writer for long."""
+"""Retention: finished webhooks and processed events older than ``retention_hours``, and idempotency keys of
+``POST /v1/event`` older than a day, are deleted a few at a time, so the purge never holds the store's writer
+for long."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 
 from webhook_manager.domain.clock import SYSTEM_CLOCK, Clock
+from webhook_manager.domain.model import IDEMPOTENCY_KEY_KEPT_MS
 from webhook_manager.settings import Settings
 from webhook_manager.store import Store
 
@@ -29,7 +31,10 @@ class Purger:
         """Purge everything past retention, step by step; return the rows deleted."""
         total = 0
         while True:
-            deleted = await self._store.purge_finished(self._clock.now_ms() - self._retention_ms, ROWS_PER_STEP)
+            now = self._clock.now_ms()
+            deleted = await self._store.purge_finished(
+                now - self._retention_ms, ROWS_PER_STEP, keys_before_ms=now - IDEMPOTENCY_KEY_KEPT_MS
+            )
             total += deleted
             if deleted == 0:
                 return total
@@ -40,7 +45,7 @@ class Purger:
         while True:
             try:
                 if deleted := await self.run_once():
-                    log.info("purged %d finished webhooks and processed event bundles", deleted)
+                    log.info("purged %d finished webhooks, processed event bundles and idempotency keys", deleted)
             except Exception:
                 log.exception("purging failed; trying again later")
             await asyncio.sleep(PURGE_EVERY_S)

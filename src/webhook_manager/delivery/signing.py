@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable, Sequence
 
 
 def erply_hmac(secret: str, webhook_id: str) -> str:
@@ -24,12 +25,19 @@ def standard_signature(secret: str, webhook_id: str, timestamp: int, body: bytes
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def standard_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The Standard Webhooks headers of one try; none when the secret is empty."""
-    if not secret:
+def standard_signatures(secrets: Iterable[str], webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` of several secrets: one ``v1,<base64>`` for each non-empty one (the first of
+    repeats), space-separated as the Standard Webhooks spec has it; "" when every one is empty."""
+    signing = dict.fromkeys(secret for secret in secrets if secret)
+    return " ".join(standard_signature(secret, webhook_id, timestamp, body) for secret in signing)
+
+
+def standard_headers(
+    secret: str, webhook_id: str, timestamp: int, body: bytes, extra_secrets: Sequence[str] = ()
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one try, signed with ``secret`` and each of ``extra_secrets`` (a replaced
+    secret in its grace); none when they are all empty."""
+    signature = standard_signatures((secret, *extra_secrets), webhook_id, timestamp, body)
+    if not signature:
         return {}
-    return {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": standard_signature(secret, webhook_id, timestamp, body),
-    }
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}

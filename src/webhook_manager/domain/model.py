@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from webhook_manager.domain import exact_json
 
@@ -44,6 +46,8 @@ class ConfigurationInput:
     endpoint: str
     secret: str
     disabled: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Custom headers sent with every try (extension; never logged: they may carry tokens)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +63,28 @@ class Configuration:
     disabled: bool
     created_at_ms: int
     updated_at_ms: int
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Custom headers sent with every try of its webhooks (extension; never logged: they may carry tokens)."""
+    previous_secret: str | None = field(default=None, repr=False)
+    """The secret a replacement changed, still signing beside ``secret`` until ``previous_secret_until_ms``."""
+    previous_secret_until_ms: int | None = None
+
+    def secret_grace_until_ms(self, now_ms: int) -> int | None:
+        """When the replaced secret stops signing beside the new one, while it still does at ``now_ms``."""
+        until = self.previous_secret_until_ms
+        return until if self.previous_secret and until is not None and now_ms < until else None
 
     @classmethod
     def from_row(cls, row: Any) -> Configuration:
-        """Build from a store row in the order of the configurations columns (id first, updated_at last)."""
+        """Build from a store row in the order of the configurations columns (id first, updated_at, then
+        optionally headers (JSON text), previous_secret and previous_secret_until)."""
+        extension: dict[str, Any] = {}
+        if len(row) > 9:
+            extension = {
+                "headers": orjson.loads(row[9]),
+                "previous_secret": row[10],
+                "previous_secret_until_ms": row[11],
+            }
         return cls(
             id=row[0],
             client_code=row[1],
@@ -73,6 +95,7 @@ class Configuration:
             disabled=bool(row[6]),
             created_at_ms=row[7],
             updated_at_ms=row[8],
+            **extension,
         )
 
 
@@ -202,6 +225,11 @@ class DueWebhook:
     """Tries before this one, in all rounds: 0 when this is its first send."""
     recorded_at_ms: int | None = None
     """When its oldest event was recorded (None for webhooks formed before that was kept)."""
+    extra_secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Secrets that sign the try beside ``secret`` (its configuration's current one): the replaced secret while
+    its grace lasts."""
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Its configuration's custom headers at the time of the claim (never logged: they may carry tokens)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +307,23 @@ class CapturedGroup:
     action: str
     items: bytes
     count: int
+
+
+IDEMPOTENCY_KEY_KEPT_MS = 24 * 3_600_000
+"""How long an ``Idempotency-Key`` of ``POST /v1/event`` is kept: a key used longer ago counts as unused."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRecording:
+    """What recording events under an idempotency key did: the answer of the call that first used the key
+    (``received`` events, ``recorded`` of them kept), whether this call was that one (``first``: its events are
+    stored now; else nothing was stored), and whether it sent that call's body (``same_body``, true when
+    ``first``)."""
+
+    received: int
+    recorded: int
+    first: bool
+    same_body: bool
 
 
 FormWebhooks = Callable[[Subject, list[PendingBundle], list[Configuration], bool], Formed]

@@ -15,6 +15,20 @@ from webhook_manager.ingest.fields import check_action, check_table
 
 MAX_ENDPOINT_LENGTH = 2048
 MAX_SECRET_LENGTH = 256
+MAX_HEADERS = 20
+MAX_HEADER_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 1024
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An RFC 7230 token."""
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""Printable ASCII, spaces and tabs: no CR, LF, NUL or other control characters, nothing a receiver could read
+other than as sent."""
+SET_BY_SERVICE = ("content-type", "content-length", "host", "user-agent")
+"""Header names the service sets itself; ``webhook-*`` too (the Standard Webhooks headers)."""
+HOP_BY_HOP = ("connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade")
+"""Hop-by-hop header names (RFC 7230 6.1); ``proxy-*`` too."""
+SENDING = ("expect",)
+"""Header names that would change how the request is sent (``Expect: 100-continue`` holds the body back)."""
 # A host name as the sender asks a resolver for it: letters, digits, '-', '_' and dots (international names
 # arrive here in their xn-- form).
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
@@ -37,7 +51,52 @@ def parse_configuration_input(body: Any, *, allow_private: bool) -> Configuratio
     disabled = body.get("disabled", False)
     if not isinstance(disabled, bool):
         raise InvalidInput("disabled", "must be true or false")
-    return ConfigurationInput(table=table, action=action, endpoint=endpoint, secret=secret, disabled=disabled)
+    headers = check_headers(body.get("headers", {}))
+    return ConfigurationInput(
+        table=table, action=action, endpoint=endpoint, secret=secret, disabled=disabled, headers=headers
+    )
+
+
+def check_headers(value: Any) -> dict[str, str]:
+    """Custom headers (extension): a JSON object of at most 20 names (RFC 7230 tokens, none the service sets or a
+    hop-by-hop one, no two alike but for case) to values of at most 1024 printable ASCII characters. Errors name
+    the header (``headers.X-Token: …``), never its value."""
+    if not isinstance(value, dict):
+        raise InvalidInput("headers", "must be a JSON object of header names to values")
+    if len(value) > MAX_HEADERS:
+        raise InvalidInput("headers", f"must hold at most {MAX_HEADERS} headers")
+    seen: dict[str, str] = {}
+    for name, given in value.items():
+        field = f"headers.{name if len(name) <= MAX_HEADER_NAME_LENGTH else name[:64] + '…'}"
+        problem = header_name_problem(name)
+        if problem is not None:
+            raise InvalidInput(field, problem)
+        if name.lower() in seen:
+            raise InvalidInput(field, f"repeats {seen[name.lower()]} (header names are case-insensitive)")
+        seen[name.lower()] = name
+        if not isinstance(given, str):
+            raise InvalidInput(field, "must be a string")
+        if len(given) > MAX_HEADER_VALUE_LENGTH:
+            raise InvalidInput(field, f"must be at most {MAX_HEADER_VALUE_LENGTH} characters")
+        if HEADER_VALUE.fullmatch(given) is None:
+            raise InvalidInput(field, "must be printable ASCII or tabs (no CR, LF, NUL or other control characters)")
+    return dict(value)
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a custom header's name, or None."""
+    if len(name) > MAX_HEADER_NAME_LENGTH:
+        return f"a header name must be at most {MAX_HEADER_NAME_LENGTH} characters"
+    if HEADER_NAME.fullmatch(name) is None:
+        return "is not a header name (an RFC 7230 token: letters, digits and !#$%&'*+-.^_`|~)"
+    lowered = name.lower()
+    if lowered in SET_BY_SERVICE or lowered.startswith("webhook-"):
+        return "is set by the service"
+    if lowered in HOP_BY_HOP or lowered.startswith("proxy-"):
+        return "is a hop-by-hop header"
+    if lowered in SENDING:
+        return "would change how the request is sent"
+    return None
 
 
 def _required(body: dict[str, Any], field: str) -> Any:

@@ -20,6 +20,7 @@ from webhook_manager.domain.model import (
     EventRecord,
     FailedWebhook,
     FormWebhooks,
+    KeyedRecording,
     MinuteCounts,
     NewWebhook,
     Session,
@@ -133,10 +134,14 @@ class Store(Protocol):
         now_ms: int,
         *,
         caps: ConfigurationCaps | None = None,
+        secret_grace_ms: int = 0,
     ) -> Configuration | None:
-        """Replace every field of one of the client's configurations; None when there is no such one.
-        Raise LimitReached, changing nothing, when its new table and action would have more than
-        ``caps.per_subject`` configurations."""
+        """Replace every field of one of the client's configurations (its custom headers too); None when there is
+        no such one. Raise LimitReached, changing nothing, when its new table and action would have more than
+        ``caps.per_subject`` configurations.
+
+        A new secret keeps the one it replaces (when not empty) as the previous secret, signing tries beside it
+        until ``now_ms + secret_grace_ms`` (0: none kept); the same secret keeps a grace under way."""
         ...
 
     async def remove_configuration(self, client_code: str, configuration_id: str, now_ms: int) -> bool:
@@ -153,6 +158,26 @@ class Store(Protocol):
     ) -> bool:
         """Durably store ``count`` events (``items``: their JSON array in wire form) when an enabled
         configuration matches the subject; False, storing nothing, when none does."""
+        ...
+
+    async def record_events_once(
+        self,
+        client_code: str,
+        key: str,
+        body_hash: bytes,
+        table: str,
+        action: str,
+        items: bytes,
+        count: int,
+        now_ms: int,
+        *,
+        expired_before_ms: int,
+    ) -> KeyedRecording:
+        """:meth:`record_events` under the client's idempotency ``key`` (``body_hash``: the SHA-256 of the
+        request's body), in one transaction with the key: the first call with the key stores the events and keeps
+        the key with its answer; any later one stores nothing and gets that answer, and whether its ``body_hash``
+        is the first one's. A key kept from before ``expired_before_ms`` counts as unused. Calls with one key at
+        once store the events once (on PostgreSQL a call waits for the commit of the one that took the key)."""
         ...
 
     async def note_event_name(self, client_code: str, table: str, action: str, now_ms: int) -> None:
@@ -215,7 +240,8 @@ class Store(Protocol):
         """Lease up to ``limit`` webhooks due by ``now_ms`` for ``lease_ms``, oldest due first per endpoint,
         none to an endpoint beyond ``per_endpoint`` minus its ``in_flight``; webhooks whose configuration
         is gone or disabled end failed instead. A webhook whose lease ran out (its try was never logged) is
-        taken over only with ``take_over``."""
+        taken over only with ``take_over``. Each carries what its configuration has at ``now_ms``: its custom
+        headers, its secret and a replaced secret still in its grace."""
         ...
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
@@ -259,8 +285,9 @@ class Store(Protocol):
         :meth:`note_event_name`; each sorted."""
         ...
 
-    async def purge_finished(self, before_ms: int, limit: int) -> int:
-        """Delete a few finished webhooks and processed events older than ``before_ms``; return rows gone."""
+    async def purge_finished(self, before_ms: int, limit: int, *, keys_before_ms: int | None = None) -> int:
+        """Delete a few finished webhooks and processed events older than ``before_ms``, and idempotency keys
+        used before ``keys_before_ms`` when given (``limit`` of each at most); return rows gone."""
         ...
 
     # reports

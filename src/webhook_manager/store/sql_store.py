@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import orjson
 
@@ -30,6 +31,7 @@ from webhook_manager.domain.model import (
     EventStatus,
     Formed,
     FormWebhooks,
+    KeyedRecording,
     NewWebhook,
     PendingBundle,
     Session,
@@ -244,6 +246,7 @@ class SqlStore(Reports):
                 c.disabled,
                 c.created_at_ms,
                 c.updated_at_ms,
+                orjson.dumps(dict(c.headers)).decode(),
             )
 
         await self._c.write(create)
@@ -256,6 +259,7 @@ class SqlStore(Reports):
         now_ms: int,
         *,
         caps: ConfigurationCaps | None = None,
+        secret_grace_ms: int = 0,
     ) -> Configuration | None:
         async def replace(db: Db) -> Row | None:
             row = await db.fetch_one(
@@ -268,6 +272,8 @@ class SqlStore(Reports):
                 now_ms,
                 configuration_id,
                 client_code,
+                orjson.dumps(dict(new.headers)).decode(),
+                secret_grace_ms,
             )
             if row is not None and caps is not None:  # raising rolls the change back
                 await _check_caps(db, caps, client_code, new.table, new.action.value, new=False, id=configuration_id)
@@ -301,6 +307,42 @@ class SqlStore(Reports):
         if kept:
             self._pending_bytes += len(items)
         return kept
+
+    async def record_events_once(
+        self,
+        client_code: str,
+        key: str,
+        body_hash: bytes,
+        table: str,
+        action: str,
+        items: bytes,
+        count: int,
+        now_ms: int,
+        *,
+        expired_before_ms: int,
+    ) -> KeyedRecording:
+        self._check_intake()
+
+        async def record(db: Db) -> KeyedRecording:
+            # The key first: a call that holds it keeps it locked to its commit, so one at the same time waits.
+            args = (client_code, key, body_hash, count, now_ms, expired_before_ms)
+            if await db.fetch_value("claim_idempotency_key", *args) is None:
+                row = await db.fetch_one("idempotency_key", client_code, key)
+                if row is None:  # the claim locked the row it found: nobody can have removed it since
+                    raise RuntimeError(f"idempotency key {key!r} of client {client_code} vanished")
+                first_hash, received, recorded = row
+                same = bytes(first_hash) == body_hash
+                return KeyedRecording(int(received), int(recorded), first=False, same_body=same)
+            kept = await db.fetch_value("record_bundle", client_code, table, action, count, items, now_ms) is not None
+            if kept:
+                await db.execute("answer_idempotency_key", client_code, key, count)
+            return KeyedRecording(count, count if kept else 0, first=True, same_body=True)
+
+        # A transaction of its own (not write_one's single statement): the key and the events commit together.
+        done = await self._c.write(record)
+        if done.first and done.recorded:
+            self._pending_bytes += len(items)
+        return done
 
     async def note_event_name(self, client_code: str, table: str, action: str, now_ms: int) -> None:
         name = (client_code, table, action)
@@ -450,7 +492,7 @@ class SqlStore(Reports):
             if not leased:
                 return []
             states = await db.fetch("configuration_states", sorted({row[5] for row in leased}))
-            claimed, ended = split_claimed(leased, {row[0]: bool(row[1]) for row in states}, now_ms)
+            claimed, ended = split_claimed(leased, {row[0]: try_state(row, now_ms) for row in states}, now_ms)
             await db.execute_rows("end_webhooks", ended)
             return claimed
 
@@ -516,10 +558,13 @@ class SqlStore(Reports):
 
         return await self._c.write(resend)
 
-    async def purge_finished(self, before_ms: int, limit: int) -> int:
+    async def purge_finished(self, before_ms: int, limit: int, *, keys_before_ms: int | None = None) -> int:
         async def purge(db: Db) -> int:
             webhooks = await db.execute("purge_finished_webhooks", before_ms, limit)
-            return webhooks + await db.execute("purge_processed_bundles", before_ms, limit)
+            bundles = await db.execute("purge_processed_bundles", before_ms, limit)
+            if keys_before_ms is None:
+                return webhooks + bundles
+            return webhooks + bundles + await db.execute("purge_idempotency_keys", keys_before_ms, limit)
 
         return await self._c.write(purge)
 
@@ -547,13 +592,32 @@ class _Told:
         self._waiting = []
 
 
+class TryState(NamedTuple):
+    """What a try takes from its configuration at the claim: whether it is disabled, the secrets that sign it
+    (the current one, and a replaced one while its grace lasts) and its custom headers."""
+
+    disabled: bool
+    secret: str
+    extra_secrets: tuple[str, ...]
+    headers: Mapping[str, str]
+
+
+def try_state(row: Row, now_ms: int) -> TryState:
+    """A ``configuration_states`` row (id, disabled, secret, previous_secret, previous_secret_until, headers) →
+    its :class:`TryState` at ``now_ms``."""
+    _, disabled, secret, previous, until, headers = row
+    extra = (previous,) if previous and until is not None and now_ms < until else ()
+    return TryState(bool(disabled), secret, extra, orjson.loads(headers))
+
+
 def split_claimed(
-    leased: Iterable[Row], disabled_by_id: Mapping[str, bool], now_ms: int
+    leased: Iterable[Row], states: Mapping[str, TryState], now_ms: int
 ) -> tuple[list[DueWebhook], list[tuple[int, int, str]]]:
     """Leased rows (seq, id, endpoint, payload, round_tries, configuration id, secret, client code, tries,
-    recorded_at) → the webhooks to try,
-    and (seq, now, reason) of those to end failed because their configuration is gone (not in
-    ``disabled_by_id``) or disabled."""
+    recorded_at) → the webhooks to try, signed with their configuration's secrets and carrying its headers as
+    ``states`` has them now (the webhook's own secret, that of its body's hmac, does not sign the try),
+    and (seq, now, reason) of those to end failed because their configuration is gone (not in ``states``) or
+    disabled."""
     claimed: list[DueWebhook] = []
     ended: list[tuple[int, int, str]] = []
     for (
@@ -563,15 +627,15 @@ def split_claimed(
         payload,
         round_tries,
         configuration_id,
-        secret,
+        _body_secret,
         client_code,
         tries,
         recorded,
     ) in leased:
-        disabled = disabled_by_id.get(configuration_id)
-        if disabled is None:
+        state = states.get(configuration_id)
+        if state is None:
             ended.append((seq, now_ms, "configuration removed"))
-        elif disabled:
+        elif state.disabled:
             ended.append((seq, now_ms, "configuration disabled"))
         else:
             claimed.append(
@@ -580,12 +644,14 @@ def split_claimed(
                     webhook_id,
                     endpoint,
                     bytes(payload),
-                    secret,
+                    state.secret,
                     round_tries,
                     client_code,
                     configuration_id,
                     tries,
                     recorded,
+                    state.extra_secrets,
+                    state.headers,
                 )
             )
     return claimed, ended

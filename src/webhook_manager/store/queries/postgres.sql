@@ -83,7 +83,9 @@ RETURNING w.seq, w.id, w.endpoint, w.payload, w.round_tries, w.configuration_id,
     w.recorded_at
 
 -- name: configuration_states
-SELECT id, disabled FROM configurations WHERE id = ANY($1::text[])
+-- what a try takes from its configuration: whether it still sends, its secrets and its custom headers
+SELECT id, disabled, secret, previous_secret, previous_secret_until, headers FROM configurations
+WHERE id = ANY($1::text[])
 
 -- name: end_webhooks
 UPDATE webhooks w SET status = 'failed', due_at = NULL, lease_until = NULL, processed_at = t.at,
@@ -128,6 +130,10 @@ DELETE FROM webhooks WHERE seq = ANY (ARRAY(SELECT seq FROM webhooks
 -- name: purge_processed_bundles
 DELETE FROM event_bundles WHERE seq = ANY (ARRAY(SELECT seq FROM event_bundles
     WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2))
+
+-- name: purge_idempotency_keys
+DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys
+    WHERE created_at < $1 LIMIT $2))
 
 -- reports (metrics, the status command, the API's delivery reports)
 

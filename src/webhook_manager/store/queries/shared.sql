@@ -57,11 +57,13 @@ SELECT key_hash, user_id, client_code, created_at, expires_at FROM sessions WHER
 -- configurations
 
 -- name: list_configurations
-SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at, headers,
+    previous_secret, previous_secret_until
 FROM configurations WHERE client_code = $1 ORDER BY seq
 
 -- name: get_configuration
-SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+SELECT id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at, headers,
+    previous_secret, previous_secret_until
 FROM configurations WHERE id = $1 AND client_code = $2
 
 -- name: count_configurations
@@ -70,13 +72,23 @@ SELECT count(*), coalesce(sum(CASE WHEN table_name = $2 AND action = $3 THEN 1 E
 FROM configurations WHERE client_code = $1 AND id <> $4
 
 -- name: add_configuration
-INSERT INTO configurations (id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO configurations (id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at,
+    headers)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 
 -- name: replace_configuration
-UPDATE configurations SET table_name = $1, action = $2, endpoint = $3, secret = $4, disabled = $5, updated_at = $6
+-- a new secret $4 keeps the one it replaces signing beside it for $10 ms (not with 0, nor an empty one); the
+-- same secret keeps a grace under way; a grace that has ended is forgotten (the SET reads the row as it was)
+UPDATE configurations SET table_name = $1, action = $2, endpoint = $3, secret = $4, disabled = $5, updated_at = $6,
+    headers = $9,
+    previous_secret = CASE WHEN secret <> $4 THEN (CASE WHEN CAST($10 AS BIGINT) > 0 AND secret <> '' THEN secret END)
+        WHEN previous_secret_until > $6 THEN previous_secret END,
+    previous_secret_until = CASE WHEN secret <> $4
+        THEN (CASE WHEN CAST($10 AS BIGINT) > 0 AND secret <> '' THEN $6 + CAST($10 AS BIGINT) END)
+        WHEN previous_secret_until > $6 THEN previous_secret_until END
 WHERE id = $7 AND client_code = $8
-RETURNING id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at
+RETURNING id, client_code, table_name, action, endpoint, secret, disabled, created_at, updated_at, headers,
+    previous_secret, previous_secret_until
 
 -- name: remove_configuration
 DELETE FROM configurations WHERE id = $1 AND client_code = $2
@@ -122,6 +134,24 @@ ON CONFLICT DO NOTHING
 
 -- name: event_names
 SELECT table_name, action FROM event_names WHERE client_code = $1
+
+-- name: claim_idempotency_key
+-- a row when this call takes client $1's key $2: it is new, or was kept from before $6 (it counts as unused);
+-- no row when a call took it since. On PostgreSQL a call that found the key taken by a transaction still
+-- running waits for its end (then takes it only if that one rolled back); the row stays locked either way.
+-- recorded starts at 0: answer_idempotency_key sets it when the events are kept
+INSERT INTO idempotency_keys (client_code, key, body_hash, received, recorded, created_at)
+VALUES ($1, $2, $3, $4, 0, $5)
+ON CONFLICT (client_code, key) DO UPDATE SET body_hash = excluded.body_hash, received = excluded.received,
+    recorded = 0, created_at = excluded.created_at
+WHERE idempotency_keys.created_at < $6
+RETURNING created_at
+
+-- name: answer_idempotency_key
+UPDATE idempotency_keys SET recorded = $3 WHERE client_code = $1 AND key = $2
+
+-- name: idempotency_key
+SELECT body_hash, received, recorded FROM idempotency_keys WHERE client_code = $1 AND key = $2
 
 -- webhooks
 

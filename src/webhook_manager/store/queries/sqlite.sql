@@ -73,7 +73,9 @@ UPDATE webhooks SET due_at = $4, lease_until = $4 WHERE seq IN (SELECT seq FROM 
 RETURNING seq, id, endpoint, payload, round_tries, configuration_id, secret, client_code, tries, recorded_at
 
 -- name: configuration_states
-SELECT id, disabled FROM configurations WHERE id IN (SELECT value FROM json_each($1))
+-- what a try takes from its configuration: whether it still sends, its secrets and its custom headers
+SELECT id, disabled, secret, previous_secret, previous_secret_until, headers FROM configurations
+WHERE id IN (SELECT value FROM json_each($1))
 
 -- name: end_webhooks
 UPDATE webhooks SET status = 'failed', due_at = NULL, lease_until = NULL, processed_at = $2, last_failure = $3
@@ -110,6 +112,10 @@ DELETE FROM webhooks WHERE seq IN
 -- name: purge_processed_bundles
 DELETE FROM event_bundles WHERE seq IN (SELECT seq FROM event_bundles
     WHERE processed_count >= event_count AND processed_at < $1 ORDER BY seq LIMIT $2)
+
+-- name: purge_idempotency_keys
+DELETE FROM idempotency_keys WHERE rowid IN
+    (SELECT rowid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)
 
 -- reports (metrics, the status command, the API's delivery reports)
 

@@ -43,6 +43,7 @@ export function render(root, { signal }) {
 
   async function toggle(c) {
     const body = { table: c.table, action: c.action, endpoint: c.endpoint, secret: c.secret, disabled: !c.disabled };
+    if (c.headers) body.headers = c.headers; // a PUT replaces every field: keep the custom headers
     try {
       await api("PUT", `v1/webhook-configuration/${c.id}`, { body, signal });
       await saved(`${c.table} ${c.action} is ${body.disabled ? "disabled: it gets no new webhooks" : "enabled again"}.`);
@@ -201,6 +202,7 @@ function configurationForm({ saved, signal, said }) {
       secret: inputs.secret.value,
       disabled: inputs.disabled.checked,
     };
+    if (editing?.headers) body.headers = editing.headers; // not edited here; a PUT without them drops them
     submit.disabled = true;
     try {
       const done = editing
