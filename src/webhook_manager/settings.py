@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     retries: int = Field(1, ge=0, le=100)
     # The k-th retry waits retry_delay_s × 2^(k-1) seconds, jittered.
     retry_delay_s: float = Field(10.0, ge=0, le=86_400)
+    # A bulk resend (POST /v1/webhook/resend) makes its webhooks due this many per second, oldest first from
+    # now, so webhooks formed meanwhile go between them.
+    resend_rate: int = Field(100, ge=1, le=100_000)
     # Count any 2xx answer as success, not only 200.
     accept_any_2xx: bool = False
     # New events are refused (503) while the SQLite store's disk has less free space than this (in MiB) plus

@@ -1021,3 +1021,156 @@ async def test_a_claimed_webhook_carries_its_configurations_headers_and_secrets_
     assert (late.secret, late.extra_secrets, late.headers) == ("new", (), {"X-B": "2"})
     assert "X-B" not in repr(late)  # never in a log line that prints one
     assert "old" not in repr(retried)
+
+
+# bulk resend
+
+
+def rows_of(count: int) -> bytes:
+    return orjson.dumps([{"rowId": i, "timestamp": "2020-01-01 00:00:00", "data": None} for i in range(count)])
+
+
+async def _fail_due(store: Store, at_ms: int) -> None:
+    """Claim every webhook due at ``at_ms`` and fail its one try for good."""
+    due = await store.claim_due_webhooks(at_ms, 10_000, 1000, {}, 10_000)
+    await store.record_attempts([AttemptOutcome(w.seq, at_ms, 1, 500, "HTTP 500", False, None) for w in due])
+
+
+async def _statuses(store: Store, client_code: str) -> dict[str, WebhookStatus]:
+    return {w.id: w.status for w in await store.list_webhooks(client_code, None, None, 1000)}
+
+
+async def test_a_bulk_resend_takes_the_clients_failed_webhooks_that_match_every_filter(store: Store) -> None:
+    p = configuration("100", 1)
+    i = configuration("100", 1, table="invoice")
+    u = Configuration(new_id(), "100", "product", Action.UPDATE, "https://example.com/u", "s", False, 1, 1)
+    theirs = configuration("200", 1)
+    for c in (p, i, u, theirs):
+        await store.create_configuration(c)
+    await store.record_events("100", "product", "insert", rows_of(2), 2, 1000)
+    await store.record_events("100", "invoice", "insert", rows_of(2), 2, 1000)
+    await store.record_events("200", "product", "insert", rows_of(2), 2, 1000)
+    assert await store.form_webhooks(forming(max_events=1), 1000) == (6, None)
+    await _fail_due(store, 1010)
+    await store.record_events("100", "product", "insert", rows_of(2), 2, 2000)
+    await store.record_events("100", "product", "update", rows_of(2), 2, 2000)
+    assert await store.form_webhooks(forming(max_events=1), 2000) == (4, None)
+    await _fail_due(store, 2010)
+    await store.record_events("100", "product", "insert", rows_of(3), 3, 3000)
+    await store.form_webhooks(forming(max_events=1), 3000)
+    sent, retrying, *_ = await store.claim_due_webhooks(3010, 2, 1000, {}, 10)
+    await store.record_attempts(
+        [
+            AttemptOutcome(sent.seq, 3010, 1, 200, "", True, None),
+            AttemptOutcome(retrying.seq, 3010, 1, 500, "HTTP 500", False, 10**9),
+        ]
+    )  # and a third stays pending: none of the three is failed
+    listed = await store.list_webhooks("100", None, None, 100)
+    failed = {(w.table, w.action, w.created_at_ms): set[str]() for w in listed if w.status == WebhookStatus.FAILED}
+    for w in listed:
+        if w.status == WebhookStatus.FAILED:
+            failed[(w.table, w.action, w.created_at_ms)].add(w.id)
+    assert sorted((key, len(ids)) for key, ids in failed.items()) == [
+        (("invoice", "insert", 1000), 2),
+        (("product", "insert", 1000), 2),
+        (("product", "insert", 2000), 2),
+        (("product", "update", 2000), 2),
+    ]
+    before = await _statuses(store, "100")
+    resent: set[str] = set()
+
+    async def resend(
+        expected: set[str],
+        table: str | None = None,
+        action: str | None = None,
+        configuration_id: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> None:
+        filters = {"table": table, "action": action, "configuration_id": configuration_id}
+        count = await store.resend_webhooks(
+            "100", **filters, since_ms=since_ms, until_ms=until_ms, now_ms=5000, rate_per_s=100
+        )
+        assert count == len(expected), (filters, since_ms, until_ms)
+        resent.update(expected)
+        now = await _statuses(store, "100")
+        assert {w for w, s in now.items() if s != before[w]} == resent, (filters, since_ms, until_ms)
+        assert all(now[w] == WebhookStatus.PENDING for w in resent)
+
+    await resend(set(), table="invoice", action="update")  # both filters at once: none is both
+    await resend(set(), configuration_id=theirs.id)  # another client's configuration: none of this one's
+    await resend(set(), until_ms=1000)  # until is exclusive
+    await resend(failed[("invoice", "insert", 1000)], table="invoice")
+    await resend(failed[("product", "update", 2000)], action="update")
+    await resend(failed[("product", "insert", 1000)], configuration_id=p.id, until_ms=2000)
+    await resend(failed[("product", "insert", 2000)], since_ms=2000, until_ms=2001)  # since is inclusive
+    await resend(set())  # none failed is left
+    assert set((await _statuses(store, "200")).values()) == {WebhookStatus.FAILED}  # not theirs
+    assert await store.resend_webhooks("200", now_ms=5000, rate_per_s=100) == 2
+    again = await store.claim_due_webhooks(10**6, 100, 1000, {}, 100)
+    assert {w.id for w in again} >= resent
+    assert {(w.round_tries, w.tries) for w in again if w.id in resent} == {(0, 1)}  # a new round, same ids
+
+
+async def test_a_bulk_resend_makes_its_webhooks_due_at_the_rate_oldest_first_in_chunks(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_store, "RESEND_CHUNK", 7)  # chunks of 7: the pacing goes on across them
+    for client_code in ("100", "200"):
+        await store.create_configuration(configuration(client_code, 1))
+        await store.record_events(client_code, "product", "insert", rows_of(25), 25, 1000)
+    assert await store.form_webhooks(forming(max_events=1), 1000) == (50, None)
+    await _fail_due(store, 1010)
+    assert await store.resend_webhooks("100", now_ms=50_000, rate_per_s=100) == 25
+    assert await store.resend_webhooks("200", now_ms=60_000, rate_per_s=3) == 25
+
+    def of(client_code: str) -> str:
+        return (
+            "SELECT status, round_tries, due_at, lease_until FROM webhooks "
+            f"WHERE client_code = '{client_code}' ORDER BY seq"
+        )
+
+    assert await _rows(store_url, of("100")) == [("pending", 0, 50_000 + k * 10, None) for k in range(25)]
+    assert await _rows(store_url, of("200")) == [("pending", 0, 60_000 + k * 1000 // 3, None) for k in range(25)]
+
+
+async def test_a_webhook_due_now_is_claimed_before_resent_ones_due_later(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.record_events("100", "product", "insert", rows_of(5), 5, 1000)
+    await store.form_webhooks(forming(max_events=1), 1000)
+    await _fail_due(store, 1010)
+    oldest_first = [w.id for w in reversed(await store.list_webhooks("100", None, None, 100))]
+    t = 10_000
+    assert await store.resend_webhooks("100", now_ms=t, rate_per_s=100) == 5  # due at t, t+10, …, t+40
+    await store.record_events("100", "product", "insert", rows_of(1), 1, t + 5)
+    assert await store.form_webhooks(forming(max_events=1), t + 5) == (1, None)  # due at t+5
+    [new] = [w.id for w in await store.list_webhooks("100", None, None, 1) if w.id not in oldest_first]
+    # two due by t+25 go first: the first resent one and the new one, before the resent ones due later
+    first = await store.claim_due_webhooks(t + 25, 100, 1000, {}, 2)
+    assert {w.id for w in first} == {oldest_first[0], new}
+    rest = await store.claim_due_webhooks(t + 100, 100, 1000, {}, 100)
+    assert {w.id for w in rest} == set(oldest_first[1:])
+
+
+async def test_an_outcome_written_twice_is_logged_and_counted_once(store: Store) -> None:
+    await store.create_configuration(configuration("100", 1))
+    await store.record_events("100", "product", "insert", ITEMS, 250, 3)
+    await store.form_webhooks(forming(), 4)
+    first, second = (await store.claim_due_webhooks(10, 2, 1000, {}, 10))[:2]
+    failed = AttemptOutcome(first.seq, 20, 5, 500, "HTTP 500", False, 5000)
+    sent = AttemptOutcome(second.seq, 20, 7, 200, "", True, None)
+    await store.record_attempts([failed, sent])
+    # the dispatcher writes them again: the first write committed, but the store went away before answering
+    await store.record_attempts([failed, sent])
+    for webhook, expected in ((first, [Attempt(20, 5, 500, "HTTP 500")]), (second, [Attempt(20, 7, 200, "")])):
+        found = await store.get_webhook("100", webhook.id)
+        assert found is not None
+        record, _, attempts = found
+        assert (record.tries, attempts) == (1, expected)
+    # a later try of the retried webhook is logged as its second
+    [again] = [w for w in await store.claim_due_webhooks(5000, 10, 1000, {}, 10) if w.seq == first.seq]
+    await store.record_attempts([AttemptOutcome(again.seq, 5000, 3, 200, "", True, None)])
+    found = await store.get_webhook("100", first.id)
+    assert found is not None
+    assert [a.at_ms for a in found[2]] == [20, 5000]
+    assert found[0].tries == 2

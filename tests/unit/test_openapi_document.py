@@ -44,6 +44,7 @@ STATUSES = {
     "getWebhooks": {400, 401, 503},
     "getWebhook": {400, 401, 404, 503},
     "resendWebhook": {400, 401, 404, 409, 503},
+    "resendWebhooks": {400, 401, 413, 503},
     "getWebhookTypes": {401, 503},
     "getEndpointHealth": {400, 401, 503},
     "getWebhookStats": {400, 401, 503},

@@ -120,10 +120,14 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route answers at the request's path (Starlette's 405 names only the first route's):
     each method is matched as a request of it would be, through the routes' own ``matches`` (FastAPI wraps
-    included routers in routes of its own, so the routes' paths and methods are not read directly)."""
+    included routers in routes of its own, so the routes' paths and methods are not read directly). A path the
+    OpenAPI document names literally is that resource's alone: ``/v1/webhook/resend`` is not an ``{id}`` of
+    ``GET /v1/webhook/{id}`` (that route answers a GET of it 405), so its 405 allows POST alone."""
     routes = request.app.router.routes
+    documented = request.app.openapi()["paths"].get(request.url.path)
     return [
         method
         for method in HTTP_METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+        if (documented is None or method.lower() in documented)
+        and any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
     ]

@@ -16,7 +16,12 @@ from pydantic.json_schema import models_json_schema
 
 from webhook_manager.api import schemas
 
-REQUEST_MODELS = (schemas.InputWebhookConfiguration, schemas.InputEvents, schemas.ErplyRequest)
+REQUEST_MODELS = (
+    schemas.InputWebhookConfiguration,
+    schemas.InputEvents,
+    schemas.InputResendFilter,
+    schemas.ErplyRequest,
+)
 _VALIDATION_MODELS = ("HTTPValidationError", "ValidationError")
 
 

@@ -7,6 +7,7 @@ exactly, odd casing included. Patterns are JSON Schema (ECMA) regular expression
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -29,6 +30,7 @@ from webhook_manager.ingest.configuration_input import (
 from webhook_manager.ingest.event_input import MAX_ITEMS, MAX_ROW_ID
 from webhook_manager.ingest.fields import TABLE_PATTERN
 from webhook_manager.ingest.idempotency import HEADER, KEY_PATTERN, MAX_KEY_LENGTH
+from webhook_manager.ingest.resend_filter import TIME as RESEND_TIME
 
 ID_PATTERN = "^[0-9a-f]{24}$"
 TABLE = f"^{TABLE_PATTERN.pattern}$"
@@ -54,6 +56,8 @@ TIMESTAMP_PATTERN = (
     f"^(?:{_date('[1-9][0-9]{3}')} {_TIME_OF_DAY}"
     f"|{_date(_INNER_YEAR)}[Tt ]{_TIME_OF_DAY}(?:\\.[0-9]{{1,9}})?{_OFFSET})$"
 )
+RFC3339_PATTERN = f"^{RESEND_TIME.pattern}$"
+"""An RFC 3339 time with its zone, as the second form of TIMESTAMP_PATTERN: the bounds of a bulk resend."""
 
 # An endpoint as it is usually written: http(s), a host name or IPv4 address, a port, then printable ASCII
 # (no backslash). The handler takes more (IPv6 literals, international names, user info, any host both URL
@@ -251,6 +255,46 @@ class WebhookDetail(OutputWebhook):
 
     payload: str = Field(description="The exact body sent")
     attempts: list[OutputAttempt]
+
+
+def _time_bound(example: str) -> Callable[[dict[str, Any]], None]:
+    def document(schema: dict[str, Any]) -> None:
+        _no_default(schema)
+        schema["examples"] = [example]  # no format date-time: its checkers refuse the space RFC 3339 allows
+
+    return document
+
+
+class InputResendFilter(BaseModel):
+    """Which of the client's failed webhooks a bulk resend gives a new round of tries: those of ``action`` and
+    every other field given (none: all of them); no other key is taken."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: Table | SkipJsonSchema[None] = Field(None, description="Only this table", json_schema_extra=_no_default)
+    action: Action | SkipJsonSchema[None] = Field(None, json_schema_extra=_no_default)
+    status: Literal["failed"] | SkipJsonSchema[None] = Field(
+        None, description="Only failed webhooks are resent, so failed is the only status", json_schema_extra=_no_default
+    )
+    since: Annotated[str, Field(pattern=RFC3339_PATTERN)] | SkipJsonSchema[None] = Field(
+        None,
+        description="Only webhooks created (createdAt) at or after this RFC 3339 time (with its zone)",
+        json_schema_extra=_time_bound("2020-01-01T00:00:00Z"),
+    )
+    until: Annotated[str, Field(pattern=RFC3339_PATTERN)] | SkipJsonSchema[None] = Field(
+        None,
+        description="Only webhooks created before this RFC 3339 time (with its zone)",
+        json_schema_extra=_time_bound("2020-01-02T00:00:00Z"),
+    )
+    configurationId: Id | SkipJsonSchema[None] = Field(
+        None, description="Only webhooks of this configuration", json_schema_extra=_no_default
+    )
+
+
+class ResentWebhooks(_Output):
+    """How many failed webhooks were given a new round of tries."""
+
+    resent: int = Field(ge=0)
 
 
 class CapturedType(_Output):

@@ -1,14 +1,15 @@
 """``/v1/webhook``: the delivery log (Swagger v1.18.3; its ``status`` filter and paging are extensions), one
-webhook's detail and resend (extensions)."""
+webhook's detail and resend, and the bulk resend of failed ones (extensions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException
 
 from webhook_manager.api import schemas
-from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, StoreDep
+from webhook_manager.api.deps import ClockDep, NotifierDep, SessionDep, SettingsDep, StoreDep
 from webhook_manager.api.params import (
     ActionFilter,
     Before,
@@ -22,13 +23,17 @@ from webhook_manager.api.params import (
     checked_id,
     optional_time,
 )
-from webhook_manager.api.responses import JSONResponse
+from webhook_manager.api.responses import JSONResponse, read_json
 from webhook_manager.domain.errors import Conflict, InvalidInput, NotFound
 from webhook_manager.domain.model import WebhookRecord
 from webhook_manager.domain.timefmt import rfc3339_ms
 from webhook_manager.ingest.fields import check_action, check_table
+from webhook_manager.ingest.resend_filter import parse_resend_filter
 
 router = APIRouter(prefix="/v1/webhook", tags=["webhook"])
+
+MAX_FILTER_BODY = 16 * 1024
+BULK_RESEND = "resend"
 
 
 def webhook_json(w: WebhookRecord) -> dict[str, Any]:
@@ -99,6 +104,8 @@ async def list_webhooks(
 )
 async def get_webhook(id: IdPath, session: SessionDep, store: StoreDep) -> JSONResponse:
     """The webhook as listed, plus ``payload`` (the exact body sent) and ``attempts``."""
+    if id == BULK_RESEND:  # the path of POST /v1/webhook/resend, not an id: a GET of it is a wrong method
+        raise HTTPException(405)
     found = await store.get_webhook(session.client_code, checked_id(id))
     if found is None:
         raise NotFound(f"no webhook with id {id}")
@@ -142,3 +149,36 @@ async def resend_webhook(
     found = await store.get_webhook(session.client_code, id)
     assert found is not None
     return JSONResponse(webhook_json(found[0]))
+
+
+@router.post(
+    f"/{BULK_RESEND}",
+    summary="Give the client's failed webhooks a new round of tries, paced (extension)",
+    operation_id="resendWebhooks",
+    responses=schemas.answers(schemas.ResentWebhooks, 400, 401, 413, 503),
+    openapi_extra=schemas.request_body(schemas.InputResendFilter, "application/json"),
+)
+async def resend_webhooks(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    notifier: NotifierDep,
+) -> JSONResponse:
+    """Every ``failed`` webhook of the client that the filters match is tried again, same ids and bodies, oldest
+    first at ``resend_rate`` a second from now, so webhooks formed meanwhile go between them."""
+    given = parse_resend_filter(await read_json(request, MAX_FILTER_BODY))
+    resent = await store.resend_webhooks(
+        session.client_code,
+        table=given.table,
+        action=given.action,
+        configuration_id=given.configuration_id,
+        since_ms=given.since_ms,
+        until_ms=given.until_ms,
+        now_ms=clock.now_ms(),
+        rate_per_s=settings.resend_rate,
+    )
+    if resent:
+        notifier.webhooks_due()
+    return JSONResponse({"resent": resent})

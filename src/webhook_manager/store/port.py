@@ -245,7 +245,8 @@ class Store(Protocol):
         ...
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
-        """Log tries and move their webhooks to sent, retrying or failed; releases their leases."""
+        """Log tries and move their webhooks to sent, retrying or failed; releases their leases. Writing an
+        outcome again (its first write committed but its answer was lost) changes nothing."""
         ...
 
     async def release_leases(self, now_ms: int) -> int:
@@ -273,6 +274,26 @@ class Store(Protocol):
 
     async def resend_webhook(self, client_code: str, webhook_id: str, now_ms: int) -> str | None:
         """Give a failed webhook a new round of tries; return its status before, None when there is none."""
+        ...
+
+    async def resend_webhooks(
+        self,
+        client_code: str,
+        *,
+        table: str | None = None,
+        action: str | None = None,
+        configuration_id: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        now_ms: int,
+        rate_per_s: int,
+    ) -> int:
+        """Give each of the client's failed webhooks (of ``table``, ``action`` and ``configuration_id``, created
+        at or after ``since_ms`` and before ``until_ms``, when given) a new round of tries, as
+        :meth:`resend_webhook` does, paced: oldest first, the k-th (from 0) is due at
+        ``now_ms + k * 1000 // rate_per_s``, so webhooks formed meanwhile go between them. Written in chunks of
+        :data:`~webhook_manager.store.sql_store.RESEND_CHUNK` (each its own transaction on PostgreSQL, through
+        the client's index); return how many were resent."""
         ...
 
     async def list_events(self, client_code: str, table: str, action: str, limit: int) -> list[EventRecord]:

@@ -57,6 +57,8 @@ is left goes in the next run."""
 NO_SEQ = 2**63 - 1
 """The largest integer of both stores, beyond any webhook's seq: ``list_webhooks`` without ``before`` lists the
 webhooks below it, so its one query always starts its walk of the client's index at a bound."""
+RESEND_CHUNK = 1000
+"""``resend_webhooks`` changes at most this many webhooks a statement (and a transaction)."""
 EVENT_NAMES_PER_CLIENT = 1000
 """The most (table, action) names of ``POST /v1/event`` kept per client for the webhook-type catalogue."""
 NOTED_NAMES_KEPT = 100_000
@@ -504,8 +506,10 @@ class SqlStore(Reports):
         ends = [(*t, o.status.value, o.next_due_ms) for t, o in zip(tries, outcomes, strict=True)]
 
         async def record(db: Db) -> None:
-            await db.execute_rows("log_attempts", tries)
+            # The try counted, then logged, each only when it is not logged yet: a write whose commit went
+            # through but whose answer was lost (the store went away) is written again by the dispatcher.
             await db.execute_rows("end_tries", ends)
+            await db.execute_rows("log_attempts", tries)
 
         await self._c.write(record)
 
@@ -557,6 +561,36 @@ class SqlStore(Reports):
             return None if status is None else str(status)
 
         return await self._c.write(resend)
+
+    async def resend_webhooks(
+        self,
+        client_code: str,
+        *,
+        table: str | None = None,
+        action: str | None = None,
+        configuration_id: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        now_ms: int,
+        rate_per_s: int,
+    ) -> int:
+        if rate_per_s < 1:
+            raise ValueError(f"rate_per_s must be at least 1, not {rate_per_s}")
+        filters = (table, action, configuration_id, since_ms, until_ms)
+        resent, after = 0, 0
+
+        async def chunk(db: Db) -> list[Row]:
+            return await db.fetch(
+                "resend_webhooks", client_code, after, RESEND_CHUNK, *filters, now_ms, resent, rate_per_s
+            )
+
+        # A transaction per chunk, so a recovery of many webhooks holds no long one and lets other writes between.
+        while rows := await self._c.write(chunk):
+            resent += len(rows)
+            after = max(int(row[0]) for row in rows)
+            if len(rows) < RESEND_CHUNK:
+                break
+        return resent
 
     async def purge_finished(self, before_ms: int, limit: int, *, keys_before_ms: int | None = None) -> int:
         async def purge(db: Db) -> int:

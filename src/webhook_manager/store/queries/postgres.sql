@@ -93,10 +93,13 @@ UPDATE webhooks w SET status = 'failed', due_at = NULL, lease_until = NULL, proc
 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(seq, at, reason) WHERE w.seq = t.seq
 
 -- name: log_attempts
+-- run after end_tries (which counted the try); a try already logged (an earlier write of it committed, and its
+-- answer was lost with the connection) is not logged again
 INSERT INTO attempts (webhook_seq, try, at, duration_ms, http_status, error)
-SELECT w.seq, w.tries + 1, t.at, t.duration, t.status, t.error
+SELECT w.seq, w.tries, t.at, t.duration, t.status, t.error
 FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[]) AS t(seq, at, duration, status, error)
 JOIN webhooks w ON w.seq = t.seq
+WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.webhook_seq = t.seq AND a.at = t.at AND a.duration_ms = t.duration)
 
 -- name: end_tries
 UPDATE webhooks w SET tries = w.tries + 1, round_tries = w.round_tries + 1, status = t.state,
@@ -105,6 +108,7 @@ UPDATE webhooks w SET tries = w.tries + 1, round_tries = w.round_tries + 1, stat
 FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::text[], $7::bigint[])
     AS t(seq, at, duration, status, error, state, due)
 WHERE w.seq = t.seq
+    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.webhook_seq = t.seq AND a.at = t.at AND a.duration_ms = t.duration)
 
 -- name: list_webhooks
 -- newest first through webhooks_by_client from below seq $6 (the page after a webhook; the largest seq for none)

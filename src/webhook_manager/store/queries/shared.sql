@@ -192,6 +192,21 @@ FROM webhooks WHERE id = $1 AND client_code = $2
 -- name: attempts_of_webhook
 SELECT at, duration_ms, http_status, error FROM attempts WHERE webhook_seq = $1 ORDER BY try
 
+-- name: resend_webhooks
+-- one chunk of a paced bulk resend: up to $3 of client $1's failed webhooks after seq $2, oldest first through
+-- webhooks_by_client, only those of table $4, action $5 and configuration $6 created from $7 to before $8 (each
+-- null: any); the k-th of the chunk (from 1) is due at $9 + ($10 + k - 1) * 1000 / $11 (integer division): $10
+-- were resent before it, $11 a second. Their seqs come back, so the next chunk starts after the last.
+UPDATE webhooks SET status = 'pending', round_tries = 0, lease_until = NULL,
+    due_at = CAST($9 AS BIGINT) + (CAST($10 AS BIGINT) + picked.k - 1) * 1000 / CAST($11 AS BIGINT)
+FROM (SELECT chosen, row_number() OVER (ORDER BY chosen) AS k FROM (SELECT seq AS chosen FROM webhooks
+    WHERE client_code = $1 AND seq > $2 AND status = 'failed' AND (CAST($4 AS text) IS NULL OR table_name = $4)
+        AND (CAST($5 AS text) IS NULL OR action = $5) AND (CAST($6 AS text) IS NULL OR configuration_id = $6)
+        AND (CAST($7 AS BIGINT) IS NULL OR created_at >= $7) AND (CAST($8 AS BIGINT) IS NULL OR created_at < $8)
+    ORDER BY seq LIMIT $3) AS chunk) AS picked
+WHERE webhooks.seq = picked.chosen AND webhooks.status = 'failed'
+RETURNING seq
+
 -- reports (metrics, the status command, the API's delivery reports)
 
 -- name: backlog_events

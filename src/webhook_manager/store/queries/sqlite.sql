@@ -82,14 +82,17 @@ UPDATE webhooks SET status = 'failed', due_at = NULL, lease_until = NULL, proces
 WHERE seq = $1
 
 -- name: log_attempts
+-- run after end_tries (which counted the try); a try already logged (an earlier write of it committed, and its
+-- answer was lost with the connection) is not logged again
 INSERT INTO attempts (webhook_seq, try, at, duration_ms, http_status, error)
-SELECT seq, tries + 1, $2, $3, $4, $5 FROM webhooks WHERE seq = $1
+SELECT seq, tries, $2, $3, $4, $5 FROM webhooks
+WHERE seq = $1 AND NOT EXISTS (SELECT 1 FROM attempts WHERE webhook_seq = $1 AND at = $2 AND duration_ms = $3)
 
 -- name: end_tries
 UPDATE webhooks SET tries = tries + 1, round_tries = round_tries + 1, status = $6,
     last_failure = CASE WHEN $5 = '' THEN last_failure ELSE $5 END, processed_at = $2 + $3, due_at = $7,
     lease_until = NULL
-WHERE seq = $1
+WHERE seq = $1 AND NOT EXISTS (SELECT 1 FROM attempts WHERE webhook_seq = $1 AND at = $2 AND duration_ms = $3)
 
 -- name: list_webhooks
 -- newest first through webhooks_by_client from below seq $6 (the page after a webhook; the largest seq for none)
