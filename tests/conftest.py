@@ -155,6 +155,12 @@ class Client:
         return {"clientCode": self.code, "sessionKey": self.key}
 
 
+def log_in(http: httpx.Client, code: str, username: str = "alice", password: str = "correct horse battery") -> Client:
+    """A user that exists already, logged in with ``verifyUser``."""
+    answer = verify_user(http, code, username, password)
+    return Client(code, answer["records"][0]["sessionKey"])
+
+
 @pytest.fixture
 def login(settings: Settings, http: httpx.Client) -> Any:
     """``login(code)``: create a user of client ``code`` and return it logged in."""

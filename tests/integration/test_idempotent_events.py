@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from tests.clock import FakeClock
-from tests.conftest import Client, create_account, serving, verify_user
+from tests.conftest import Client, create_account, serving
+from tests.conftest import log_in as login
 from tests.receiver import ThreadedReceiver
 from tests.waiting import wait_until
 from webhook_manager.api import create_app
@@ -40,11 +41,6 @@ def service(store_url: str) -> Iterator[httpx.Client]:
             create_account(settings, code, "alice", "correct horse battery")
         with httpx.Client(base_url=live.url, timeout=30) as http:
             yield http
-
-
-def login(http: httpx.Client, code: str) -> Client:
-    answer = verify_user(http, code, "alice", "correct horse battery")
-    return Client(code, answer["records"][0]["sessionKey"])
 
 
 def configure(http: httpx.Client, who: Client, endpoint: str) -> None:
